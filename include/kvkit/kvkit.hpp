@@ -1,0 +1,19 @@
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+/// @file
+/// @brief Umbrella header: the prefix cache, its concepts and every policy shipped with kvkit.
+#pragma once
+
+#include <kvkit/allocator/free_list.hpp>
+#include <kvkit/concepts.hpp>
+#include <kvkit/error.hpp>
+#include <kvkit/eviction/lru.hpp>
+#include <kvkit/hashing.hpp>
+#include <kvkit/layout.hpp>
+#include <kvkit/matcher/hash.hpp>
+#include <kvkit/metrics.hpp>
+#include <kvkit/prefix_cache.hpp>
+#include <kvkit/storage.hpp>
+#include <kvkit/types.hpp>
+
+/// @brief Everything kvkit provides lives in this namespace.
+namespace kvkit {}

@@ -1,0 +1,104 @@
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+/// @file
+/// @brief `lru_eviction`: least recently released block first, O(1) with intrusive index links.
+#pragma once
+
+#include <kvkit/concepts.hpp>
+#include <kvkit/detail/assert.hpp>
+#include <kvkit/types.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace kvkit {
+
+/// @brief Evicts the block that became evictable longest ago.
+///
+/// A doubly linked list threaded through two flat `uint32_t` arrays (8 bytes per block): insert
+/// appends at the most recent end, victim takes the least recent end, erase unlinks; all O(1) and
+/// free of heap allocation. Because a cache releases a finishing sequence's blocks tail first and a
+/// parent is referenced whenever its child is, a parent always sits after its children in this
+/// list: the victim is always a leaf of the prefix tree.
+class lru_eviction {
+ public:
+  /// @brief Policy name used in benchmarks and replays.
+  static constexpr std::string_view name = "lru";
+
+  /// @brief Makes an empty policy for a pool of @p capacity blocks.
+  /// @param capacity Blocks in the pool.
+  explicit lru_eviction(std::uint32_t capacity)
+      : prev_(capacity, unlinked), next_(capacity, unlinked) {}
+
+  /// @brief Block @p b became evictable: it goes to the most recent end.
+  /// @param b A block not in the policy.
+  void insert(block_id b) noexcept {
+    KVKIT_ASSERT(!contains(b), "lru_eviction::insert: block already evictable");
+    prev_[b] = tail_;
+    next_[b] = invalid_block;
+    if (tail_ != invalid_block) {
+      next_[tail_] = b;
+    } else {
+      head_ = b;
+    }
+    tail_ = b;
+    ++size_;
+  }
+
+  /// @brief Block @p b stops being evictable.
+  /// @param b A block in the policy.
+  void erase(block_id b) noexcept {
+    KVKIT_ASSERT(contains(b), "lru_eviction::erase: block not evictable");
+    const block_id p = prev_[b];
+    const block_id n = next_[b];
+    if (p != invalid_block) {
+      next_[p] = n;
+    } else {
+      head_ = n;
+    }
+    if (n != invalid_block) {
+      prev_[n] = p;
+    } else {
+      tail_ = p;
+    }
+    prev_[b] = next_[b] = unlinked;
+    --size_;
+  }
+
+  /// @brief Removes and returns the least recently inserted block.
+  /// @return The block, or `invalid_block` when empty.
+  [[nodiscard]] block_id victim() noexcept {
+    const block_id b = head_;
+    if (b != invalid_block)
+      erase(b);
+    return b;
+  }
+
+  /// @brief Evictable blocks.
+  /// @return The count.
+  [[nodiscard]] std::uint32_t size() const noexcept { return size_; }
+
+  /// @brief Whether @p b is evictable.
+  /// @param b A block id.
+  /// @return True when @p b is in the list.
+  [[nodiscard]] bool contains(block_id b) const noexcept { return prev_[b] != unlinked; }
+
+  /// @brief Bytes of bookkeeping.
+  /// @return 8 bytes per block.
+  [[nodiscard]] std::size_t metadata_bytes() const noexcept {
+    return (prev_.size() + next_.size()) * sizeof(block_id);
+  }
+
+ private:
+  static constexpr block_id unlinked = invalid_block - 1;
+  std::vector<block_id> prev_;
+  std::vector<block_id> next_;
+  block_id head_ = invalid_block;
+  block_id tail_ = invalid_block;
+  std::uint32_t size_ = 0;
+};
+
+static_assert(eviction_policy<lru_eviction>);
+
+}  // namespace kvkit

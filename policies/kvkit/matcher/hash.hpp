@@ -1,0 +1,142 @@
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+/// @file
+/// @brief `hash_matcher`: block-granular chained-hash prefix matching.
+#pragma once
+
+#include <kvkit/concepts.hpp>
+#include <kvkit/detail/assert.hpp>
+#include <kvkit/hashing.hpp>
+#include <kvkit/types.hpp>
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace kvkit {
+
+/// @brief Matches prompts block by block through a chained hash of (parent hash, block tokens),
+/// rooted in a namespace key (cache seed, tenant salt, extra keys).
+///
+/// State: one 64-bit hash per block and an open-addressing table of block ids (linear probing,
+/// load factor at most 1/2, deletion by backward shift, no tombstones): 16 bytes per block, no heap
+/// allocation after construction. Equal hashes of different blocks may coexist: find() walks every
+/// candidate with the hash and returns the first one the cache's verifier accepts, so a collision
+/// costs a comparison, never a wrong hit.
+/// @tparam Hasher Provides `std::uint64_t chain(std::uint64_t parent, std::span<const token_id>)
+/// const` and construction from a 64-bit seed; @ref xxh3_hasher by default.
+template <class Hasher>
+class basic_hash_matcher {
+ public:
+  /// @brief Policy name used in benchmarks and replays.
+  static constexpr std::string_view name = "hash";
+
+  /// @brief A position in a chain: the hash of the chain up to and including a block.
+  struct cursor {
+    std::uint64_t hash = 0;  ///< Chained hash.
+  };
+
+  /// @brief Makes an empty matcher for a pool of @p capacity blocks.
+  /// @param capacity Blocks in the pool.
+  /// @param seed Key of the hash (one random value per cache).
+  basic_hash_matcher(std::uint32_t capacity, std::uint64_t seed)
+      : hasher_(seed),
+        hash_(capacity, 0),
+        table_(std::bit_ceil(std::max<std::size_t>(2, std::size_t{capacity} * 2)), invalid_block),
+        mask_(table_.size() - 1) {}
+
+  /// @brief The start of a chain in a namespace.
+  /// @param ns_node The namespace's node id (unused: the key identifies the namespace).
+  /// @param ns_key The namespace key.
+  /// @return A cursor whose hash is @p ns_key.
+  [[nodiscard]] cursor root(std::uint32_t ns_node, std::uint64_t ns_key) const noexcept {
+    (void)ns_node;
+    return cursor{ns_key};
+  }
+
+  /// @brief The key of the block holding @p tokens under @p parent.
+  /// @param parent The parent's cursor.
+  /// @param tokens The block's tokens.
+  /// @return The child's cursor.
+  [[nodiscard]] cursor child(const cursor& parent,
+                             std::span<const token_id> tokens) const noexcept {
+    return cursor{hasher_.chain(parent.hash, tokens)};
+  }
+
+  /// @brief Finds a registered block with the key of @p c that @p verify accepts.
+  /// @tparam Verify Callable `bool(block_id)`.
+  /// @param c A child cursor from child().
+  /// @param verify Confirms a candidate (parent link and tokens).
+  /// @return The block, or `invalid_block`.
+  template <class Verify>
+  [[nodiscard]] block_id find(const cursor& c, Verify&& verify) const {
+    for (std::size_t i = c.hash & mask_;; i = (i + 1) & mask_) {
+      const block_id b = table_[i];
+      if (b == invalid_block)
+        return invalid_block;
+      if (hash_[b] == c.hash && verify(b))
+        return b;
+    }
+  }
+
+  /// @brief Registers block @p b under the key of @p c.
+  /// @param c A child cursor from child().
+  /// @param b A block not registered yet.
+  void insert(const cursor& c, block_id b) noexcept {
+    KVKIT_ASSERT(size_ < hash_.size(), "hash_matcher::insert: more blocks than capacity");
+    hash_[b] = c.hash;
+    std::size_t i = c.hash & mask_;
+    while (table_[i] != invalid_block)
+      i = (i + 1) & mask_;
+    table_[i] = b;
+    ++size_;
+  }
+
+  /// @brief Forgets block @p b.
+  /// @param b A registered block.
+  void erase(block_id b) noexcept {
+    std::size_t i = hash_[b] & mask_;
+    while (table_[i] != b) {
+      KVKIT_ASSERT(table_[i] != invalid_block, "hash_matcher::erase: block not registered");
+      i = (i + 1) & mask_;
+    }
+    // Backward-shift deletion: pull later entries of the probe run into the hole.
+    std::size_t hole = i;
+    for (std::size_t j = (i + 1) & mask_; table_[j] != invalid_block; j = (j + 1) & mask_) {
+      const std::size_t home = hash_[table_[j]] & mask_;
+      // Move j into the hole if its home is not in the cyclic range (hole, j].
+      if (((j - home) & mask_) >= ((j - hole) & mask_)) {
+        table_[hole] = table_[j];
+        hole = j;
+      }
+    }
+    table_[hole] = invalid_block;
+    --size_;
+  }
+
+  /// @brief Registered blocks.
+  /// @return The count.
+  [[nodiscard]] std::uint32_t size() const noexcept { return size_; }
+
+  /// @brief Bytes of bookkeeping.
+  /// @return Hash array plus table.
+  [[nodiscard]] std::size_t metadata_bytes() const noexcept {
+    return hash_.size() * sizeof(std::uint64_t) + table_.size() * sizeof(block_id);
+  }
+
+ private:
+  Hasher hasher_;
+  std::vector<std::uint64_t> hash_;
+  std::vector<block_id> table_;
+  std::size_t mask_;
+  std::uint32_t size_ = 0;
+};
+
+/// @brief The hash matcher with the default keyed xxHash3 hasher.
+using hash_matcher = basic_hash_matcher<xxh3_hasher>;
+
+static_assert(prefix_matcher<hash_matcher>);
+
+}  // namespace kvkit
