@@ -9,6 +9,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 namespace kvkit {
@@ -99,8 +100,8 @@ struct kv_layout {
     }
     if (num_blocks == 0)
       return bad("num_blocks", num_blocks, ">= 1");
-    if (num_blocks >= invalid_block / 2) {
-      return bad("num_blocks", num_blocks, "< 2^31");
+    if (num_blocks > max_blocks) {
+      return bad("num_blocks", num_blocks, "<= 2^31 (2147483648)");
     }
     if (static_cast<unsigned>(type) > static_cast<unsigned>(dtype::fp32)) {
       return bad("type", static_cast<unsigned>(type), "fp16, bf16 or fp32");
@@ -108,8 +109,25 @@ struct kv_layout {
     if (static_cast<unsigned>(order) > static_cast<unsigned>(kv_order::hnd)) {
       return bad("order", static_cast<unsigned>(order), "nhd or hnd");
     }
+    // The whole storage, in bytes, must be addressable.
+    std::size_t bytes = 2 * dtype_size(type);
+    for (const std::uint64_t f :
+         {std::uint64_t{num_layers}, std::uint64_t{num_blocks}, std::uint64_t{block_size},
+          std::uint64_t{num_kv_heads}, std::uint64_t{head_dim}}) {
+      if (bytes > SIZE_MAX / f) {
+        return status{error{errc::invalid_config,
+                            "kvkit: kv_layout is too large: 2 x num_layers x num_blocks x "
+                            "block_size x num_kv_heads x head_dim x element size exceeds the "
+                            "address space (" +
+                                std::to_string(SIZE_MAX) + " bytes)"}};
+      }
+      bytes *= static_cast<std::size_t>(f);
+    }
     return {};
   }
+
+  /// @brief The largest accepted `num_blocks` (2^31).
+  static constexpr std::uint32_t max_blocks = 0x80000000u;
 };
 
 }  // namespace kvkit

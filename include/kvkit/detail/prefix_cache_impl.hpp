@@ -30,10 +30,10 @@ result<KVKIT_PC> KVKIT_PC::create(const cache_config& config, Storage storage) {
   if (config.num_blocks == 0) {
     return error{errc::invalid_config, "kvkit: cache_config.num_blocks must be >= 1, got 0"};
   }
-  if (config.num_blocks >= invalid_block / 2) {
-    return error{
-        errc::invalid_config,
-        detail::cat_u("kvkit: cache_config.num_blocks must be < 2^31, got ", config.num_blocks)};
+  if (config.num_blocks > kv_layout::max_blocks) {
+    return error{errc::invalid_config,
+                 detail::cat_u("kvkit: cache_config.num_blocks must be <= 2^31 (2147483648), got ",
+                               config.num_blocks)};
   }
   if (config.block_size == 0 || !std::has_single_bit(config.block_size)) {
     return error{errc::invalid_config,

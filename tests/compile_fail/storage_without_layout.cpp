@@ -1,0 +1,32 @@
+// KVKIT_EXPECT_ERROR: Storage must provide .const kvkit::kv_layout& layout
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+// A storage without `layout()` is rejected with a message naming it.
+// Compiling with -DKVKIT_COMPILE_FAIL_CONTROL adds the missing member back; the file then compiles,
+// which shows that nothing else in it is broken.
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include <kvkit/allocator/free_list.hpp>
+#include <kvkit/eviction/lru.hpp>
+#include <kvkit/matcher/hash.hpp>
+#include <kvkit/prefix_cache.hpp>
+#include <kvkit/storage.hpp>
+
+struct bad_storage {
+#ifdef KVKIT_COMPILE_FAIL_CONTROL
+  const kvkit::kv_layout& layout() const { return layout_; }
+#endif
+  void copy_block(kvkit::block_id, kvkit::block_id) {}
+  std::size_t bytes() const { return 0; }
+  kvkit::kv_layout layout_;
+};
+
+using cache = kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::hash_matcher, kvkit::lru_eviction, bad_storage>;
+
+int main() {
+  [[maybe_unused]] cache* p = nullptr;
+  [[maybe_unused]] auto size = sizeof(cache);  // instantiates the class: its static_asserts run
+  return 0;
+}

@@ -1,0 +1,71 @@
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+// The matcher conformance suite over every matcher policy, including a hash matcher whose hasher
+// makes every lookup collide; plus hash-matcher-specific checks.
+
+#include <cstdint>
+#include <set>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <kvkit/matcher/hash.hpp>
+
+#include "support/colliding_hasher.hpp"
+#include "support/matcher_conformance.hpp"
+
+namespace kvkit::test {
+namespace {
+
+using colliding_matcher = basic_hash_matcher<colliding_hasher>;
+using matcher_policies = ::testing::Types<hash_matcher, colliding_matcher>;
+INSTANTIATE_TYPED_TEST_SUITE_P(all, matcher_conformance, matcher_policies);
+
+TEST(CollidingHasher, HasOnlyTwoValues) {
+  const colliding_hasher h(1);
+  std::set<std::uint64_t> seen;
+  for (token_id t = -5; t < 50; ++t) {
+    const std::vector<token_id> toks{t, 3, 4};
+    seen.insert(h.chain(static_cast<std::uint64_t>(t) * 977, toks));
+  }
+  EXPECT_EQ(seen, (std::set<std::uint64_t>{colliding_hasher::low_hash, colliding_hasher::high_hash}));
+}
+
+TEST(HashMatcher, BlocksWithTheSameKeyCoexistAndTheVerifierPicks) {
+  hash_matcher m(16, 99);
+  const auto key = m.child(m.root(16, 1234), std::vector<token_id>{1, 2, 3, 4});
+  for (block_id b = 0; b < 10; ++b) m.insert(key, b);
+  EXPECT_EQ(m.size(), 10u);
+  for (block_id want = 0; want < 10; ++want) {
+    EXPECT_EQ(m.find(key, [&](block_id c) { return c == want; }), want);
+  }
+  EXPECT_EQ(m.find(key, [](block_id) { return false; }), invalid_block);
+  // Erase half; the rest stay findable, the erased are gone.
+  for (block_id b = 0; b < 10; b += 2) m.erase(b);
+  EXPECT_EQ(m.size(), 5u);
+  for (block_id want = 0; want < 10; ++want) {
+    EXPECT_EQ(m.find(key, [&](block_id c) { return c == want; }),
+              want % 2 == 1 ? want : invalid_block);
+  }
+}
+
+TEST(HashMatcher, CursorIsTheChainedHash) {
+  const std::uint64_t seed = 0xABCDEF;
+  hash_matcher m(8, seed);
+  const xxh3_hasher h(seed);
+  const std::vector<token_id> a{1, 2, 3, 4}, b{5, 6, 7, 8};
+  const auto root = m.root(8, 555);
+  EXPECT_EQ(root.hash, 555u);
+  const auto ca = m.child(root, a);
+  EXPECT_EQ(ca.hash, h.chain(555, a));
+  EXPECT_EQ(m.child(ca, b).hash, h.chain(h.chain(555, a), b));
+}
+
+TEST(HashMatcher, MetadataIsHashesPlusTable) {
+  // 8 bytes of hash per block plus a power-of-two table of at least twice the blocks.
+  EXPECT_EQ(hash_matcher(100, 1).metadata_bytes(), 100u * 8 + 256u * 4);
+  EXPECT_EQ(hash_matcher(64, 1).metadata_bytes(), 64u * 8 + 128u * 4);
+  EXPECT_EQ(policy_traits<hash_matcher>::name(), "hash");
+}
+
+}  // namespace
+}  // namespace kvkit::test

@@ -1,0 +1,18 @@
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+// The storage conformance suite over every host storage policy.
+
+#include <gtest/gtest.h>
+
+#include <kvkit/storage.hpp>
+
+#include "support/storage_conformance.hpp"
+
+namespace kvkit::test {
+namespace {
+
+using storage_policies =
+    ::testing::Types<host_storage<bf16>, host_storage<fp16>, host_storage<float>, no_storage>;
+INSTANTIATE_TYPED_TEST_SUITE_P(all, storage_conformance, storage_policies);
+
+}  // namespace
+}  // namespace kvkit::test

@@ -1,0 +1,302 @@
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+/// @file
+/// @brief Conformance suite for `kvkit::prefix_matcher` policies.
+///
+/// The suite drives a matcher the way `prefix_cache` does: cursors come from `root()` and
+/// `child()`, a parent's cursor is re-derived by walking its chain (calling the optional `bind`
+/// after each found block), and `find()` gets a verifier that compares the candidate's recorded
+/// parent and tokens, so the verifier, not the hash, decides what a hit is. Blocks are erased
+/// leaves first, as the cache evicts them.
+/// Instantiate with
+/// `INSTANTIATE_TYPED_TEST_SUITE_P(my_name, matcher_conformance, ::testing::Types<my_matcher>);`
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <kvkit/concepts.hpp>
+#include <kvkit/types.hpp>
+
+namespace kvkit::test {
+
+/// @brief A matcher plus a record of what was registered in it: each block's parent node and
+/// tokens (the model), and helpers that use the matcher as a cache does.
+template <class M>
+class matcher_harness {
+ public:
+  using cursor = typename M::cursor;
+  static constexpr std::uint32_t no_parent = invalid_block;
+
+  matcher_harness(std::uint32_t capacity, std::uint64_t seed)
+      : capacity_(capacity),
+        m_(capacity, seed),
+        registered_(capacity, false),
+        parent_(capacity, no_parent),
+        tokens_(capacity) {}
+
+  M& matcher() { return m_; }
+  [[nodiscard]] std::uint32_t capacity() const { return capacity_; }
+  /// Node id of namespace @p ns (as the cache numbers them: after the blocks).
+  [[nodiscard]] std::uint32_t ns_node(std::uint32_t ns) const { return capacity_ + ns; }
+  [[nodiscard]] static std::uint64_t ns_key(std::uint32_t ns) {
+    return 0x9E3779B97F4A7C15ull * (ns + 1) ^ 0x1234567ull;
+  }
+  [[nodiscard]] bool registered(block_id b) const { return registered_[b]; }
+  [[nodiscard]] std::uint32_t parent(block_id b) const { return parent_[b]; }
+  [[nodiscard]] const std::vector<token_id>& tokens(block_id b) const { return tokens_[b]; }
+
+  /// The cursor of @p node (a namespace node or a registered block), derived by walking its chain
+  /// from the namespace root. Records a failure when a block on the way is not found.
+  cursor cursor_of(std::uint32_t node) {
+    if (node >= capacity_) return m_.root(node, ns_key(node - capacity_));
+    const cursor parent_cursor = cursor_of(parent_[node]);
+    cursor c = m_.child(parent_cursor, tokens_[node]);
+    const block_id found = m_.find(c, verifier(parent_[node], tokens_[node]));
+    EXPECT_EQ(found, node) << "block " << node << " not found while walking its chain";
+    bind(c, node);
+    return c;
+  }
+
+  /// A verifier that accepts registered blocks whose parent and tokens are these.
+  auto verifier(std::uint32_t parent, const std::vector<token_id>& tokens) const {
+    return [this, parent, &tokens](block_id cand) {
+      return cand < capacity_ && registered_[cand] && parent_[cand] == parent &&
+             tokens_[cand] == tokens;
+    };
+  }
+
+  /// Looks up the block holding @p tokens under @p parent.
+  block_id find(std::uint32_t parent, const std::vector<token_id>& tokens) {
+    const cursor c = m_.child(cursor_of(parent), tokens);
+    return m_.find(c, verifier(parent, tokens));
+  }
+
+  /// Registers @p b as the block holding @p tokens under @p parent.
+  void insert(block_id b, std::uint32_t parent, std::vector<token_id> tokens) {
+    ASSERT_FALSE(registered_[b]);
+    cursor c = m_.child(cursor_of(parent), tokens);
+    m_.insert(c, b);
+    registered_[b] = true;
+    parent_[b] = parent;
+    tokens_[b] = std::move(tokens);
+    bind(c, b);
+  }
+
+  /// Forgets @p b (a registered block with no registered child).
+  void erase(block_id b) {
+    ASSERT_TRUE(registered_[b]);
+    m_.erase(b);
+    registered_[b] = false;
+  }
+
+  [[nodiscard]] bool has_child(block_id b) const {
+    for (block_id c = 0; c < capacity_; ++c) {
+      if (registered_[c] && parent_[c] == b) return true;
+    }
+    return false;
+  }
+
+  /// Every registered block is found through its chain, and nothing else is.
+  void expect_consistent(const char* where) {
+    for (block_id b = 0; b < capacity_; ++b) {
+      if (!registered_[b]) continue;
+      EXPECT_EQ(find(parent_[b], tokens_[b]), b) << where << ": registered block " << b;
+    }
+  }
+
+ private:
+  void bind(cursor& c, block_id b) {
+    if constexpr (requires { m_.bind(c, b); }) m_.bind(c, b);
+    (void)c;
+    (void)b;
+  }
+
+  std::uint32_t capacity_;
+  M m_;
+  std::vector<bool> registered_;
+  std::vector<std::uint32_t> parent_;
+  std::vector<std::vector<token_id>> tokens_;
+};
+
+template <class M>
+class matcher_conformance : public ::testing::Test {
+ protected:
+  static constexpr std::uint32_t capacity = 64;
+  static constexpr std::uint64_t seed = 0x5EEDull;
+};
+
+TYPED_TEST_SUITE_P(matcher_conformance);
+
+TYPED_TEST_P(matcher_conformance, SatisfiesConcept) {
+  static_assert(kvkit::prefix_matcher<TypeParam>);
+}
+
+TYPED_TEST_P(matcher_conformance, FindOnEmptyReturnsInvalid) {
+  matcher_harness<TypeParam> h(this->capacity, this->seed);
+  auto& m = h.matcher();
+  for (std::uint32_t ns = 0; ns < 3; ++ns) {
+    const auto root = m.root(h.ns_node(ns), h.ns_key(ns));
+    for (token_id t = 0; t < 8; ++t) {
+      const std::vector<token_id> toks{t, t + 1, t + 2, t + 3};
+      int calls = 0;
+      const auto accept_all = [&](block_id) {
+        ++calls;
+        return true;
+      };
+      EXPECT_EQ(m.find(m.child(root, toks), accept_all), invalid_block);
+      EXPECT_EQ(calls, 0) << "an empty matcher has no candidate to verify";
+    }
+  }
+}
+
+TYPED_TEST_P(matcher_conformance, InsertThenFindWithAcceptingVerifier) {
+  matcher_harness<TypeParam> h(this->capacity, this->seed);
+  h.insert(5, h.ns_node(0), {1, 2, 3, 4});
+  EXPECT_EQ(h.find(h.ns_node(0), {1, 2, 3, 4}), 5u);
+  // Other tokens, another namespace: not a hit (the verifier refuses whatever is offered).
+  EXPECT_EQ(h.find(h.ns_node(0), {1, 2, 3, 5}), invalid_block);
+  EXPECT_EQ(h.find(h.ns_node(1), {1, 2, 3, 4}), invalid_block);
+  // A child of the block.
+  h.insert(9, 5, {7, 7, 7, 7});
+  EXPECT_EQ(h.find(5, {7, 7, 7, 7}), 9u);
+  EXPECT_EQ(h.find(h.ns_node(0), {7, 7, 7, 7}), invalid_block);
+}
+
+TYPED_TEST_P(matcher_conformance, RejectingVerifierMeansNoHit) {
+  matcher_harness<TypeParam> h(this->capacity, this->seed);
+  h.insert(5, h.ns_node(0), {1, 2, 3, 4});
+  auto& m = h.matcher();
+  const auto c = m.child(h.cursor_of(h.ns_node(0)), std::vector<token_id>{1, 2, 3, 4});
+  std::vector<block_id> offered;
+  const auto reject = [&](block_id b) {
+    offered.push_back(b);
+    return false;
+  };
+  EXPECT_EQ(m.find(c, reject), invalid_block);
+  // The block with the right key must have been offered: find() may return only what verify
+  // accepted, so a matcher that skips the verifier cannot conform.
+  EXPECT_NE(std::find(offered.begin(), offered.end(), 5u), offered.end());
+  // Accepting again finds it: rejection changed nothing.
+  EXPECT_EQ(h.find(h.ns_node(0), {1, 2, 3, 4}), 5u);
+}
+
+TYPED_TEST_P(matcher_conformance, EraseThenFindReturnsInvalid) {
+  matcher_harness<TypeParam> h(this->capacity, this->seed);
+  h.insert(5, h.ns_node(0), {1, 2, 3, 4});
+  h.insert(6, h.ns_node(0), {2, 2, 3, 4});
+  h.erase(5);
+  EXPECT_EQ(h.find(h.ns_node(0), {1, 2, 3, 4}), invalid_block);
+  EXPECT_EQ(h.find(h.ns_node(0), {2, 2, 3, 4}), 6u);
+  // The id can be registered again, under another key.
+  h.insert(5, h.ns_node(1), {9, 9, 9, 9});
+  EXPECT_EQ(h.find(h.ns_node(1), {9, 9, 9, 9}), 5u);
+  EXPECT_EQ(h.find(h.ns_node(0), {1, 2, 3, 4}), invalid_block);
+  h.erase(5);
+  h.erase(6);
+  EXPECT_EQ(h.find(h.ns_node(1), {9, 9, 9, 9}), invalid_block);
+  EXPECT_EQ(h.find(h.ns_node(0), {2, 2, 3, 4}), invalid_block);
+}
+
+TYPED_TEST_P(matcher_conformance, FullPoolOfLookalikeBlocksAllFindable) {
+  // Every block holds tokens that differ only in one place, under few parents: with a weak hasher
+  // they all collide, and the verifier alone tells them apart.
+  matcher_harness<TypeParam> h(this->capacity, this->seed);
+  const std::uint32_t cap = h.capacity();
+  for (block_id b = 0; b < cap; ++b) {
+    const std::uint32_t parent = b < cap / 2 ? h.ns_node(b % 2) : b - cap / 2;
+    h.insert(b, parent, {static_cast<token_id>(b), 0, 0, 0});
+  }
+  h.expect_consistent("full pool");
+  // Same tokens under a different parent: no hit.
+  EXPECT_EQ(h.find(h.ns_node(1), {0, 0, 0, 0}), invalid_block);
+  EXPECT_EQ(h.find(h.ns_node(2), {0, 0, 0, 0}), invalid_block);
+  // Erase leaves first in an interleaved order; everything left stays findable.
+  std::vector<block_id> order;
+  for (block_id b = cap / 2; b < cap; b += 2) order.push_back(b);
+  for (block_id b = cap / 2 + 1; b < cap; b += 2) order.push_back(b);
+  for (block_id b = 0; b < cap / 2; b += 3) order.push_back(b);
+  for (block_id b = 0; b < cap / 2; ++b) {
+    if (b % 3 != 0) order.push_back(b);
+  }
+  for (block_id b : order) {
+    h.erase(b);
+    EXPECT_EQ(h.find(h.parent(b), h.tokens(b)), invalid_block) << "erased block " << b;
+    h.expect_consistent("after erase");
+  }
+}
+
+TYPED_TEST_P(matcher_conformance, RandomInsertEraseMatchesAMultimapModel) {
+  matcher_harness<TypeParam> h(this->capacity, this->seed);
+  const std::uint32_t cap = h.capacity();
+  std::mt19937 rng(4242);
+  // Model: block tokens -> blocks holding them (under various parents).
+  std::multimap<std::vector<token_id>, block_id> model;
+  std::vector<block_id> free_ids;
+  for (block_id b = cap; b-- > 0;) free_ids.push_back(b);
+  const auto random_tokens = [&] {
+    // Tiny alphabet: the same token blocks recur under many parents.
+    return std::vector<token_id>{static_cast<token_id>(rng() % 3), static_cast<token_id>(rng() % 2),
+                                 1, 2};
+  };
+  const auto exists = [&](std::uint32_t parent, const std::vector<token_id>& t) {
+    auto [it, end] = model.equal_range(t);
+    for (; it != end; ++it) {
+      if (h.parent(it->second) == parent) return true;
+    }
+    return false;
+  };
+  int inserts = 0, erases = 0;
+  for (int step = 0; step < 1500; ++step) {
+    const bool do_insert = model.empty() || (!free_ids.empty() && rng() % 100 < 55);
+    if (do_insert) {
+      // Parent: a namespace or a registered block.
+      std::vector<std::uint32_t> parents{h.ns_node(0), h.ns_node(1), h.ns_node(2)};
+      for (const auto& [t, b] : model) parents.push_back(b);
+      const std::uint32_t parent = parents[rng() % parents.size()];
+      auto toks = random_tokens();
+      if (exists(parent, toks)) {
+        // The cache never registers a second block for a key it can find: it finds this one.
+        EXPECT_NE(h.find(parent, toks), invalid_block) << "step " << step;
+        continue;
+      }
+      EXPECT_EQ(h.find(parent, toks), invalid_block) << "step " << step;
+      const block_id b = free_ids.back();
+      free_ids.pop_back();
+      h.insert(b, parent, toks);
+      model.emplace(toks, b);
+      ++inserts;
+    } else {
+      // Erase a random leaf (the cache evicts children before parents).
+      std::vector<std::multimap<std::vector<token_id>, block_id>::iterator> leaves;
+      for (auto it = model.begin(); it != model.end(); ++it) {
+        if (!h.has_child(it->second)) leaves.push_back(it);
+      }
+      ASSERT_FALSE(leaves.empty());
+      auto it = leaves[rng() % leaves.size()];
+      const block_id b = it->second;
+      h.erase(b);
+      model.erase(it);
+      free_ids.push_back(b);
+      ++erases;
+      EXPECT_EQ(h.find(h.parent(b), h.tokens(b)), invalid_block) << "step " << step;
+    }
+    h.expect_consistent("random step");
+    if (::testing::Test::HasFailure()) {
+      FAIL() << "first failure at step " << step;
+    }
+  }
+  EXPECT_GT(inserts, 300);
+  EXPECT_GT(erases, 300);
+}
+
+REGISTER_TYPED_TEST_SUITE_P(matcher_conformance, SatisfiesConcept, FindOnEmptyReturnsInvalid,
+                            InsertThenFindWithAcceptingVerifier, RejectingVerifierMeansNoHit,
+                            EraseThenFindReturnsInvalid, FullPoolOfLookalikeBlocksAllFindable,
+                            RandomInsertEraseMatchesAMultimapModel);
+
+}  // namespace kvkit::test
