@@ -141,15 +141,31 @@ concept prefix_matcher = detail::matcher_constructible<M> && detail::matcher_has
 
 /// @brief Chooses which cached, unreferenced block to evict first.
 ///
-/// The cache calls `insert(b)` when `b` becomes evictable (cached and unreferenced; blocks of a
-/// finishing sequence are inserted tail first), `erase(b)` when it stops being evictable (hit
-/// again, or evicted with its parent), and `victim()` to remove and return the next block to evict
-/// (`invalid_block` when empty). A victim that still has cached children is evicted together with
-/// its whole subtree, so no cached block is ever left unreachable whatever the policy's order;
-/// a policy that orders parents after their children (as LRU does) never causes that.
+/// The cache calls `insert(b)` when `b` becomes an eviction candidate, `erase(b)` when it stops
+/// being one (hit again, or evicted as part of a subtree), and `victim()` to remove and return the
+/// next block to evict (`invalid_block` when empty).
+///
+/// Which blocks are candidates depends on the optional `static constexpr bool leaves_only`:
+/// - `false` (default): every cached, unreferenced block. Blocks of a finishing sequence are
+///   inserted tail first. A victim that still has cached children is evicted with its whole
+///   subtree (counted as cascade evictions), so no cached block is ever left unreachable; a policy
+///   that orders parents after their children (LRU does) never causes that.
+/// - `true`: only cached, unreferenced blocks without cached children (tree leaves). When a leaf is
+///   evicted and its parent becomes an unreferenced leaf, the parent is inserted then. Suits
+///   policies that order by a key (creation time, frequency, priority) rather than by insertion.
+///
 /// Required: `E(std::uint32_t capacity)`, `insert`, `erase`, `victim`, `size() const`.
-/// Optional: `void touch(block_id, const access_info&)` (every hit and every commit),
-/// `std::size_t metadata_bytes() const`, `name`.
+/// Optional, each detected by `policy_traits`:
+/// - `using options = ...;` and `E(std::uint32_t capacity, const options&)`: settings passed to
+///   `prefix_cache::create`.
+/// - `void touch(block_id, const access_info&)`: called on every hit and on every commit that
+///   registers a block (the block is referenced at that moment).
+/// - `void forget(block_id)`: the block's content is gone (evicted or invalidated); reset
+///   per-block state.
+/// - `bool expired(block_id) const` and `block_id pop_expired()`: time-based expiry; an expired
+///   candidate is never returned as a hit, and `prefix_cache::expire()` frees every block
+///   `pop_expired()` hands out.
+/// - `std::size_t metadata_bytes() const`, `static constexpr std::string_view name`.
 template <class E>
 concept eviction_policy = detail::eviction_constructible<E> && detail::eviction_has_insert<E> &&
     detail::eviction_has_erase<E> && detail::eviction_has_victim<E> && detail::eviction_has_size<E>;
@@ -161,6 +177,9 @@ concept eviction_policy = detail::eviction_constructible<E> && detail::eviction_
 template <class S>
 concept kv_storage = std::movable<S> && detail::storage_has_layout<S> &&
     detail::storage_has_copy_block<S> && detail::storage_has_bytes<S>;
+
+/// @brief Settings of a policy that declares none.
+struct no_options {};
 
 /// @brief Defaults for the optional members of a policy.
 /// @tparam P A policy type.
@@ -189,6 +208,36 @@ struct policy_traits {
       return "custom";
     }
   }
+  /// @brief Whether an eviction policy sees only leaf blocks (see @ref kvkit::eviction_policy).
+  /// @return `P::leaves_only` when declared, else false.
+  static constexpr bool leaves_only() noexcept {
+    if constexpr (requires {
+                    { P::leaves_only } -> std::convertible_to<bool>;
+                  }) {
+      return P::leaves_only;
+    } else {
+      return false;
+    }
+  }
 };
+
+namespace detail {
+template <class P>
+struct options_of {
+  using type = no_options;
+};
+template <class P>
+  requires requires {
+    typename P::options;
+  }
+struct options_of<P> {
+  using type = typename P::options;
+};
+}  // namespace detail
+
+/// @brief The settings type of a policy: `P::options` when declared, else @ref kvkit::no_options.
+/// @tparam P A policy type.
+template <class P>
+using policy_options_t = typename detail::options_of<P>::type;
 
 }  // namespace kvkit

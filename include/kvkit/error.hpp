@@ -138,6 +138,8 @@ class [[nodiscard]] result {
   T& operator*() & { return value(); }
   /// @copydoc operator*()
   const T& operator*() const& { return value(); }
+  /// @copydoc operator*()
+  T&& operator*() && { return std::move(*this).value(); }
   /// @brief Member access on the value (precondition: ok()).
   /// @return A pointer to the value.
   T* operator->() { return &value(); }

@@ -50,6 +50,17 @@ class xxh3_hasher {
     return h;
   }
 
+  /// @brief Namespace key of a conversation session: root() further keyed by @p session.
+  /// @param salt Tenant salt.
+  /// @param session Session id (0 gives the same key as root(salt, extra_keys)).
+  /// @param extra_keys Further keys.
+  /// @return The key.
+  [[nodiscard]] std::uint64_t root(std::uint64_t salt, std::uint64_t session,
+                                   std::span<const std::uint64_t> extra_keys) const noexcept {
+    const std::uint64_t h = root(salt, extra_keys);
+    return session == 0 ? h : XXH3_64bits_withSeed(&session, sizeof(session), h);
+  }
+
   /// @brief Chained hash of one block.
   /// @param parent The parent block's hash (or the namespace key for a first block).
   /// @param tokens The block's tokens.

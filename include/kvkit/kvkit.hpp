@@ -10,6 +10,8 @@
 #include <kvkit/hashing.hpp>
 #include <kvkit/layout.hpp>
 #include <kvkit/matcher/hash.hpp>
+#include <kvkit/matcher/radix.hpp>
+#include <kvkit/matcher/session.hpp>
 #include <kvkit/metrics.hpp>
 #include <kvkit/prefix_cache.hpp>
 #include <kvkit/storage.hpp>

@@ -32,6 +32,24 @@ struct request_stats {
   }
 };
 
+/// @brief Counters of the admissions of one request class (tier).
+struct class_stats {
+  std::uint64_t queries = 0;       ///< Admissions of the class.
+  std::uint64_t query_tokens = 0;  ///< Their prompt tokens.
+  std::uint64_t hit_tokens = 0;    ///< Their prompt tokens served from the cache.
+  std::uint64_t misses = 0;        ///< Their admissions with no hit.
+
+  /// @brief Field-by-field equality.
+  /// @return True when every field is equal.
+  friend bool operator==(const class_stats&, const class_stats&) = default;
+  /// @brief Token hit rate of the class.
+  /// @return `hit_tokens / query_tokens` (0 before any query).
+  [[nodiscard]] double token_hit_rate() const noexcept {
+    return query_tokens == 0 ? 0.0
+                             : static_cast<double>(hit_tokens) / static_cast<double>(query_tokens);
+  }
+};
+
 /// @brief Counters (since construction) and gauges (now) of one cache.
 struct cache_stats {
   // --- counters -------------------------------------------------------------------------------
@@ -42,15 +60,24 @@ struct cache_stats {
       0;                         ///< Prompt blocks eligible for a hit (full, not the last token's).
   std::uint64_t hit_blocks = 0;  ///< Prompt blocks served from the cache.
   std::uint64_t full_hits = 0;   ///< Admissions whose every eligible block hit.
-  std::uint64_t partial_hits = 0;     ///< Admissions where some but not all eligible blocks hit.
-  std::uint64_t misses = 0;           ///< Admissions with no hit (short ones included).
+  std::uint64_t partial_hits = 0;  ///< Admissions where some but not all eligible blocks hit.
+  std::uint64_t misses = 0;        ///< Admissions with no hit (short ones included).
+  std::uint64_t conversational_hits = 0;  ///< Admissions whose hit reused generated tokens of an
+                                          ///< earlier sequence (a follow-up conversation turn).
+  std::uint64_t partial_block_hits =
+      0;                              ///< Admissions that reused part of a block (copy on write).
+  std::uint64_t copied_blocks = 0;    ///< Blocks copied on write (partial reuse, fork).
   std::uint64_t short_queries = 0;    ///< Admissions with no eligible block (prompt <= block_size).
   std::uint64_t appended_tokens = 0;  ///< Tokens added by append() (decode).
   std::uint64_t committed_blocks = 0;     ///< Blocks registered as cached by commit().
   std::uint64_t deduplicated_blocks = 0;  ///< Computed blocks replaced by an identical cached one.
   std::uint64_t evictions = 0;            ///< Cached blocks evicted (cascades included).
   std::uint64_t cascade_evictions = 0;    ///< Of those, descendants evicted with their parent.
-  std::uint64_t finished_sequences = 0;   ///< Sequences finished.
+  std::uint64_t finished_sequences = 0;   ///< Sequences finished (pins included).
+  std::uint64_t forks = 0;                ///< Sequences made by fork().
+  std::uint64_t pins = 0;                 ///< Successful pin() calls.
+  std::uint64_t invalidated_blocks = 0;   ///< Blocks freed by invalidation (now or on release).
+  std::uint64_t expired_blocks = 0;       ///< Blocks freed by expire().
 
   // --- gauges ---------------------------------------------------------------------------------
   std::uint32_t blocks_total = 0;       ///< Blocks in the pool.
@@ -88,6 +115,12 @@ struct cache_stats {
   /// @brief Prompt tokens whose prefill was skipped.
   /// @return `hit_tokens`.
   [[nodiscard]] std::uint64_t tokens_saved() const noexcept { return hit_tokens; }
+  /// @brief Share of admissions that reused an earlier turn's generated tokens.
+  /// @return `conversational_hits / queries` (0 before any query).
+  [[nodiscard]] double conversational_hit_rate() const noexcept {
+    return queries == 0 ? 0.0
+                        : static_cast<double>(conversational_hits) / static_cast<double>(queries);
+  }
   /// @brief Bookkeeping bytes per block of the pool (tokens excluded).
   /// @return `metadata_bytes / blocks_total`.
   [[nodiscard]] double metadata_bytes_per_block() const noexcept {

@@ -32,10 +32,14 @@ struct cache_config {
 /// Requests share cached blocks only when their tenant salt and extra keys are equal, whatever
 /// their tokens: the keys root every chain of hashes and are compared exactly.
 struct request_options {
-  std::uint64_t tenant_salt = 0;                ///< Tenant salt (0: the shared namespace).
+  std::uint64_t tenant_salt = 0;  ///< Tenant salt (0: the shared namespace).
+  std::uint64_t session_id = 0;   ///< Conversation session (0: none); part of the keys.
   std::span<const std::uint64_t> extra_keys{};  ///< Adapter id, multimodal content ids, version...
-  std::uint32_t request_class = 0;              ///< Class (tier) passed to the eviction policy.
+  std::uint32_t request_class = 0;  ///< Class (tier): per-class metrics, eviction priority.
 };
+
+/// @brief Request classes are numbered below this bound.
+inline constexpr std::uint32_t max_request_classes = 1024;
 
 /// @brief Handle of a live sequence. A stale handle (finished sequence) is detected, not reused.
 struct sequence_id {
@@ -52,6 +56,12 @@ struct admission {
   request_stats request;            ///< Prompt and cached token counts.
   std::uint32_t cached_blocks = 0;  ///< Leading blocks taken from the cache.
   std::uint32_t new_blocks = 0;     ///< Blocks allocated for the rest of the prompt.
+};
+
+/// @brief What pin() did.
+struct pin_info {
+  sequence_id id;                   ///< Handle holding the pinned blocks; finish() unpins.
+  std::uint32_t pinned_tokens = 0;  ///< Leading prompt tokens pinned (whole cached blocks).
 };
 
 /// @brief What commit() did.
@@ -83,7 +93,10 @@ struct sequence_view {
 /// block unreachable (a victim with cached children is evicted with its subtree); a hit is verified
 /// against the stored tokens and parent link, so a hash collision never returns another prompt's
 /// K/V; every failed call returns an @ref error and leaves the cache exactly as it was.
-/// Not thread-safe: one thread at a time.
+/// Also: partial-block reuse with copy on write (matchers with `find_partial`), fork() with copy on
+/// write of a shared partially filled block, pinning, invalidation by tenant / namespace / key,
+/// time-based expiry (eviction policies with `pop_expired`), per-class metrics.
+/// Not thread-safe: one thread at a time (see `kvkit::synchronized_cache`).
 ///
 /// @tparam Allocator A @ref kvkit::block_allocator.
 /// @tparam Matcher A @ref kvkit::prefix_matcher.
@@ -150,12 +163,17 @@ class prefix_cache {
   /// @brief The storage policy.
   using storage_type = Storage;
 
+  /// @brief Settings of the eviction policy (`Eviction::options`, or none).
+  using eviction_options = policy_options_t<Eviction>;
+
   /// @brief Makes a cache over @p storage.
   /// @param config Pool size, block size and hash seed.
   /// @param storage K/V storage whose layout has the same `num_blocks` and `block_size`.
+  /// @param eviction Settings of the eviction policy.
   /// @return The cache, or `errc::invalid_config` (zero or non-power-of-two block size, zero
   /// blocks) or `errc::layout_mismatch` (storage layout disagrees), naming the values.
-  [[nodiscard]] static result<prefix_cache> create(const cache_config& config, Storage storage);
+  [[nodiscard]] static result<prefix_cache> create(const cache_config& config, Storage storage,
+                                                   const eviction_options& eviction = {});
 
   /// @brief Cached prompt tokens @p prompt would get from admit() now. Changes nothing.
   /// @param prompt The prompt's tokens.
@@ -202,6 +220,57 @@ class prefix_cache {
   /// @param seq A live sequence.
   /// @return Ok, or `errc::unknown_sequence` / `errc::finished_sequence` (cache unchanged).
   [[nodiscard]] status finish(sequence_id seq);
+
+  /// @brief Makes a second sequence that shares every block of @p seq (parallel sampling, beam
+  /// search). A partially filled last block stays shared until either sequence appends to it;
+  /// append() then copies it (copy on write), so neither sees the other's tokens.
+  /// @param seq A live sequence whose tokens are all computed (commit() first).
+  /// @return The new sequence, or `errc::unknown_sequence` / `errc::finished_sequence` /
+  /// `errc::invalid_argument` (uncomputed tokens; cache unchanged).
+  [[nodiscard]] result<sequence_id> fork(sequence_id seq);
+
+  /// @brief Pins the cached prefix of @p prompt: its whole cached blocks are held, so no eviction
+  /// policy can evict them, until finish() is called on the returned id. Warming a prefix is
+  /// admit() + prefill + commit() (then pin() and finish(), or keep the sequence).
+  /// @param prompt The prefix's tokens.
+  /// @param options Keys of the namespace.
+  /// @return The pin, or `errc::empty_input` / `errc::invalid_argument` (nothing of the prompt is
+  /// cached; cache unchanged).
+  [[nodiscard]] result<pin_info> pin(std::span<const token_id> prompt,
+                                     const request_options& options = {});
+
+  /// @brief Drops everything cached under every namespace for which @p pred is true.
+  ///
+  /// Unreferenced blocks are freed now; referenced ones stay with their sequences, are never hit
+  /// again, and are freed when released. New requests with the same keys start afresh.
+  /// @tparam Pred Callable `bool(std::uint64_t tenant_salt, std::uint64_t session_id,
+  /// std::span<const std::uint64_t> extra_keys)`.
+  /// @param pred Selects namespaces.
+  /// @return Blocks freed now.
+  template <class Pred>
+  std::uint32_t invalidate_if(Pred&& pred);
+  /// @brief Invalidates every namespace of tenant @p tenant_salt (see invalidate_if()).
+  /// @param tenant_salt The tenant.
+  /// @return Blocks freed now.
+  std::uint32_t invalidate_tenant(std::uint64_t tenant_salt);
+  /// @brief Invalidates every namespace of session @p session_id (closes the session).
+  /// @param session_id The session.
+  /// @return Blocks freed now.
+  std::uint32_t invalidate_session(std::uint64_t session_id);
+  /// @brief Invalidates every namespace whose extra keys contain @p key (e.g. a version).
+  /// @param key An extra key value.
+  /// @return Blocks freed now.
+  std::uint32_t invalidate_key(std::uint64_t key);
+
+  /// @brief Frees every cached block the eviction policy reports expired (policies with
+  /// `pop_expired`; a no-op otherwise). Expired blocks are never hit, even before this runs.
+  /// @return Blocks freed.
+  std::uint32_t expire();
+
+  /// @brief Metrics of one request class.
+  /// @param request_class The class.
+  /// @return Its counters (all zero for a class never seen).
+  [[nodiscard]] class_stats stats(std::uint32_t request_class) const;
 
   /// @brief The live sequence @p seq.
   /// @param seq A sequence handle.
@@ -252,10 +321,13 @@ class prefix_cache {
 
  private:
   using cursor = typename Matcher::cursor;
+  using traits = policy_traits<Eviction>;
   enum class block_state : std::uint8_t { free, owned, cached };
 
   struct ns_entry {
     std::uint64_t salt = 0;
+    std::uint64_t session = 0;
+    bool indexed = false;
     std::vector<std::uint64_t> extra_keys;
     std::uint64_t key = 0;
     block_id first_child = invalid_block;
@@ -276,28 +348,42 @@ class prefix_cache {
     std::uint32_t cached_tokens = 0;
     std::uint32_t last_node = 0;
     cursor chain{};
+    bool pin = false;
   };
 
-  prefix_cache(const cache_config& config, std::uint64_t seed, Storage storage);
+  prefix_cache(const cache_config& config, std::uint64_t seed, Storage storage,
+               const eviction_options& eviction);
 
-  [[nodiscard]] std::uint32_t find_ns(std::uint64_t salt, std::span<const std::uint64_t> extra,
-                                      std::uint64_t key) const;
-  std::uint32_t acquire_ns(std::uint64_t salt, std::span<const std::uint64_t> extra,
-                           std::uint64_t key);
+  [[nodiscard]] std::uint64_t ns_key(const request_options& o) const noexcept;
+  [[nodiscard]] std::uint32_t find_ns(const request_options& o, std::uint64_t key) const;
+  std::uint32_t acquire_ns(const request_options& o, std::uint64_t key);
   void maybe_release_ns(std::uint32_t ns);
   [[nodiscard]] block_id& child_head(std::uint32_t node) noexcept;
   std::uint32_t walk(std::uint32_t ns, std::span<const token_id> prompt, std::uint32_t max_blocks,
                      std::vector<block_id>* hits, cursor* end, std::uint32_t* end_node) const;
   [[nodiscard]] bool verify(block_id b, std::uint32_t parent,
                             std::span<const token_id> tokens) const noexcept;
+  [[nodiscard]] bool is_expired(block_id b) const noexcept;
+  [[nodiscard]] bool in_policy(block_id b) const noexcept;
+  struct partial_match {
+    block_id source = invalid_block;
+    std::uint32_t tokens = 0;
+  };
+  [[nodiscard]] partial_match find_partial(const cursor& at, std::uint32_t parent,
+                                           std::span<const token_id> tokens) const;
+  seq_state& new_sequence(std::uint32_t* index);
   [[nodiscard]] result<seq_state*> lookup(sequence_id seq, const char* op);
   [[nodiscard]] result<const seq_state*> lookup(sequence_id seq, const char* op) const;
   [[nodiscard]] std::span<const token_id> block_tokens(std::span<const token_id> all,
                                                        std::uint32_t k) const noexcept;
   void take_ref(block_id b, std::uint32_t request_class);
-  void drop_ref(block_id b);
+  void drop_ref(block_id b, bool detached = false);
   block_id allocate_block();
   void evict_one();
+  std::uint32_t evict_subtree(block_id root, bool root_in_policy);
+  void free_cached(block_id b);
+  void after_removal(std::uint32_t parent);
+  std::uint32_t invalidate_ns(std::uint32_t ns);
   void link_cached(block_id b, std::uint32_t parent, std::span<const token_id> tokens);
   void unlink_cached(block_id b);
   void touch(block_id b, std::uint32_t request_class);
@@ -317,6 +403,7 @@ class prefix_cache {
   std::vector<block_id> next_sibling_;
   std::vector<block_id> prev_sibling_;
   std::vector<block_state> state_;
+  std::vector<std::uint8_t> generated_;
   std::vector<token_id> tokens_;
 
   std::vector<ns_entry> ns_;
@@ -332,7 +419,9 @@ class prefix_cache {
   std::uint32_t cached_count_ = 0;
   std::uint32_t referenced_count_ = 0;
   std::uint32_t active_count_ = 0;
+  std::uint32_t evictable_count_ = 0;
   cache_stats counters_;
+  std::vector<class_stats> class_stats_;
 };
 
 }  // namespace kvkit
