@@ -175,10 +175,12 @@ class prefix_cache {
   [[nodiscard]] static result<prefix_cache> create(const cache_config& config, Storage storage,
                                                    const eviction_options& eviction = {});
 
-  /// @brief Cached prompt tokens @p prompt would get from admit() now. Changes nothing.
+  /// @brief Cached prompt tokens @p prompt would get from admit() now, if admit() succeeds (this
+  /// probe does not check that the rest of the prompt fits in the pool). Changes nothing.
   /// @param prompt The prompt's tokens.
-  /// @param options Tenant salt and extra keys.
-  /// @return Cached leading tokens (a multiple of block_size(), less than the prompt's length).
+  /// @param options Namespace keys.
+  /// @return Cached leading tokens (whole blocks, plus a partial block's shared tokens for
+  /// matchers with `find_partial`), always less than the prompt's length.
   [[nodiscard]] std::uint32_t match(std::span<const token_id> prompt,
                                     const request_options& options = {}) const;
 
