@@ -13,8 +13,11 @@
 #include <kvkit/matcher/radix.hpp>
 #include <kvkit/matcher/session.hpp>
 #include <kvkit/metrics.hpp>
+#include <kvkit/paged_kv.hpp>
 #include <kvkit/prefix_cache.hpp>
+#include <kvkit/reference_attention.hpp>
 #include <kvkit/storage.hpp>
+#include <kvkit/synchronized.hpp>
 #include <kvkit/types.hpp>
 
 /// @brief Everything kvkit provides lives in this namespace.
