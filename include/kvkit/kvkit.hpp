@@ -3,7 +3,9 @@
 /// @brief Umbrella header: the prefix cache, its concepts and every policy shipped with kvkit.
 #pragma once
 
+#include <kvkit/allocator/fifo_free.hpp>
 #include <kvkit/allocator/free_list.hpp>
+#include <kvkit/allocator/lowest_index.hpp>
 #include <kvkit/concepts.hpp>
 #include <kvkit/error.hpp>
 #include <kvkit/eviction/lru.hpp>
@@ -17,7 +19,6 @@
 #include <kvkit/prefix_cache.hpp>
 #include <kvkit/reference_attention.hpp>
 #include <kvkit/storage.hpp>
-#include <kvkit/synchronized.hpp>
 #include <kvkit/types.hpp>
 
 /// @brief Everything kvkit provides lives in this namespace.

@@ -3,14 +3,17 @@
 
 #include <gtest/gtest.h>
 
+#include <kvkit/allocator/fifo_free.hpp>
 #include <kvkit/allocator/free_list.hpp>
+#include <kvkit/allocator/lowest_index.hpp>
 
 #include "support/allocator_conformance.hpp"
 
 namespace kvkit::test {
 namespace {
 
-using allocator_policies = ::testing::Types<free_list_allocator>;
+using allocator_policies =
+    ::testing::Types<free_list_allocator, lowest_index_allocator, fifo_free_allocator>;
 INSTANTIATE_TYPED_TEST_SUITE_P(all, allocator_conformance, allocator_policies);
 
 TEST(FreeListAllocator, HandsOutBlockZeroFirstThenAscending) {
