@@ -139,7 +139,8 @@ std::uint32_t KVKIT_PC::acquire_ns(const request_options& o, std::uint64_t key) 
 KVKIT_PC_TEMPLATE
 void KVKIT_PC::maybe_release_ns(std::uint32_t ns) {
   ns_entry& e = ns_[ns];
-  if (e.refs != 0 || e.first_child != invalid_block)
+  // Already released (an invalidation can get here twice), still used, or still holding blocks.
+  if (!e.live || e.refs != 0 || e.first_child != invalid_block)
     return;
   if (e.indexed) {
     auto [it, end] = ns_index_.equal_range(e.key);
