@@ -19,6 +19,7 @@
 #include <kvkit/prefix_cache.hpp>
 #include <kvkit/reference_attention.hpp>
 #include <kvkit/storage.hpp>
+#include <kvkit/synchronized.hpp>
 #include <kvkit/types.hpp>
 
 /// @brief Everything kvkit provides lives in this namespace.
