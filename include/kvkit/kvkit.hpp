@@ -8,7 +8,12 @@
 #include <kvkit/allocator/lowest_index.hpp>
 #include <kvkit/concepts.hpp>
 #include <kvkit/error.hpp>
+#include <kvkit/eviction/fifo.hpp>
+#include <kvkit/eviction/lfu.hpp>
 #include <kvkit/eviction/lru.hpp>
+#include <kvkit/eviction/priority.hpp>
+#include <kvkit/eviction/sieve.hpp>
+#include <kvkit/eviction/ttl.hpp>
 #include <kvkit/hashing.hpp>
 #include <kvkit/layout.hpp>
 #include <kvkit/matcher/hash.hpp>

@@ -2,10 +2,11 @@
 /// @file
 /// @brief Token-based cache metrics: per request and per cache.
 ///
-/// Hit figures count prompt tokens served from the cache, never recomputed ones. A prompt can hit
-/// only in whole blocks, and at least one prompt token is always left to compute (the runtime needs
-/// its logits), so a prompt of at most `block_size` tokens never hits: `short_queries` counts
-/// those.
+/// Hit figures count prompt tokens served from the cache, never recomputed ones. A prompt hits in
+/// whole blocks (plus, with matchers that reuse part of a block, the shared leading tokens of the
+/// next one), and at least one prompt token is always left to compute (the runtime needs its
+/// logits). So with a whole-block matcher a prompt of at most `block_size` tokens never hits:
+/// `short_queries` counts prompts with no whole block eligible.
 #pragma once
 
 #include <cstddef>

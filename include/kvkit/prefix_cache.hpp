@@ -405,7 +405,7 @@ class prefix_cache {
   std::vector<block_id> next_sibling_;
   std::vector<block_id> prev_sibling_;
   std::vector<block_state> state_;
-  std::vector<std::uint8_t> generated_;
+  std::vector<std::uint32_t> first_generated_;  // offset of the first generated token
   std::vector<token_id> tokens_;
 
   std::vector<ns_entry> ns_;

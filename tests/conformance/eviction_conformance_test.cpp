@@ -5,14 +5,20 @@
 
 #include <gtest/gtest.h>
 
+#include <kvkit/eviction/fifo.hpp>
+#include <kvkit/eviction/lfu.hpp>
 #include <kvkit/eviction/lru.hpp>
+#include <kvkit/eviction/priority.hpp>
+#include <kvkit/eviction/sieve.hpp>
+#include <kvkit/eviction/ttl.hpp>
 
 #include "support/eviction_conformance.hpp"
 
 namespace kvkit::test {
 namespace {
 
-using eviction_policies = ::testing::Types<lru_eviction>;
+using eviction_policies = ::testing::Types<lru_eviction, lfu_eviction, fifo_eviction, ttl_eviction,
+                                           priority_eviction, sieve_eviction>;
 INSTANTIATE_TYPED_TEST_SUITE_P(all, eviction_conformance, eviction_policies);
 
 std::vector<block_id> drain(lru_eviction& e) {

@@ -31,6 +31,29 @@ void touch_if_supported(E& e, block_id b, std::uint64_t tick) {
   (void)tick;
 }
 
+/// @brief Calls the optional `forget` member when the policy has one, as a cache would after it
+/// frees a block.
+template <class E>
+void forget_if_supported(E& e, block_id b) {
+  if constexpr (requires { e.forget(b); }) {
+    e.forget(b);
+  }
+  (void)e;
+  (void)b;
+}
+
+/// @brief Calls the optional `pop_expired` member when the policy has one.
+/// @return Its result, or `invalid_block` for a policy without expiry.
+template <class E>
+block_id pop_expired_if_supported(E& e) {
+  if constexpr (requires { e.pop_expired(); }) {
+    return e.pop_expired();
+  } else {
+    (void)e;
+    return invalid_block;
+  }
+}
+
 template <class E>
 class eviction_conformance : public ::testing::Test {};
 
@@ -140,9 +163,102 @@ TYPED_TEST_P(eviction_conformance, RandomSequencesMatchASetModel) {
   }
 }
 
+// The order a cache uses: a block is touched when it is registered (before it is ever a
+// candidate), touched again on each hit (after it stopped being a candidate), and forgotten after
+// it is freed, before its id is reused.
+TYPED_TEST_P(eviction_conformance, TouchBeforeInsertAndForgetAfterVictim) {
+  constexpr std::uint32_t capacity = 16;
+  TypeParam e(capacity);
+  std::uint64_t tick = 0;
+  for (block_id b = 0; b < capacity; ++b) {
+    touch_if_supported(e, b, ++tick);
+    e.insert(b);
+  }
+  for (block_id b : {3u, 9u}) {  // hits: out, touched, back in
+    e.erase(b);
+    touch_if_supported(e, b, ++tick);
+    e.insert(b);
+  }
+  std::set<block_id> victims;
+  for (std::uint32_t i = 0; i < capacity / 2; ++i) {
+    const block_id v = e.victim();
+    ASSERT_LT(v, capacity);
+    EXPECT_TRUE(victims.insert(v).second) << "victim " << v << " returned twice";
+    forget_if_supported(e, v);
+  }
+  EXPECT_EQ(e.size(), capacity / 2);
+  for (block_id v : victims) {  // the ids come back with new content
+    touch_if_supported(e, v, ++tick);
+    e.insert(v);
+  }
+  EXPECT_EQ(e.size(), capacity);
+  std::set<block_id> all;
+  for (block_id v = e.victim(); v != invalid_block; v = e.victim()) {
+    EXPECT_TRUE(all.insert(v).second) << "victim " << v << " returned twice";
+    forget_if_supported(e, v);
+  }
+  EXPECT_EQ(all.size(), capacity);
+  EXPECT_EQ(e.size(), 0u);
+}
+
+// Random sequences of what a cache does (register, hit, release, evict, expire, forget) against a
+// model of which blocks are candidates.
+TYPED_TEST_P(eviction_conformance, RandomCacheLikeSequencesMatchASetModel) {
+  constexpr std::uint32_t capacity = 64;
+  TypeParam e(capacity);
+  enum class st : std::uint8_t { free, held, candidate };
+  std::vector<st> state(capacity, st::free);
+  std::uint32_t candidates = 0;
+  std::mt19937 rng(4242);
+  for (std::uint64_t step = 0; step < 40000; ++step) {
+    const block_id b = rng() % capacity;
+    switch (rng() % 5) {
+      case 0:  // register a free block (touch while referenced)
+        if (state[b] == st::free) {
+          touch_if_supported(e, b, step);
+          state[b] = st::held;
+        }
+        break;
+      case 1:  // release a held block: it becomes a candidate
+        if (state[b] == st::held) {
+          e.insert(b);
+          state[b] = st::candidate;
+          ++candidates;
+        }
+        break;
+      case 2:  // hit a candidate: it is taken out and touched
+        if (state[b] == st::candidate) {
+          e.erase(b);
+          touch_if_supported(e, b, step);
+          state[b] = st::held;
+          --candidates;
+        } else if (state[b] == st::held) {
+          touch_if_supported(e, b, step);
+        }
+        break;
+      default: {  // evict (or expire) one block and forget it
+        const block_id expired = pop_expired_if_supported(e);
+        const block_id v = expired != invalid_block ? expired : e.victim();
+        if (candidates == 0) {
+          ASSERT_EQ(v, invalid_block) << "step " << step;
+          break;
+        }
+        ASSERT_LT(v, capacity) << "step " << step;
+        ASSERT_EQ(state[v], st::candidate) << "step " << step << ": victim " << v;
+        state[v] = st::free;
+        --candidates;
+        forget_if_supported(e, v);
+        break;
+      }
+    }
+    ASSERT_EQ(e.size(), candidates) << "step " << step;
+  }
+}
+
 REGISTER_TYPED_TEST_SUITE_P(eviction_conformance, SatisfiesConcept, EmptyHasNoVictim,
                             SizeTracksInsertEraseVictim,
                             VictimsAreTheInsertedNotErasedBlocksEachOnce, EraseRemovesEveryBlock,
-                            RandomSequencesMatchASetModel);
+                            RandomSequencesMatchASetModel, TouchBeforeInsertAndForgetAfterVictim,
+                            RandomCacheLikeSequencesMatchASetModel);
 
 }  // namespace kvkit::test

@@ -87,7 +87,7 @@ KVKIT_PC::prefix_cache(const cache_config& config, std::uint64_t seed, Storage s
       next_sibling_(config.num_blocks, invalid_block),
       prev_sibling_(config.num_blocks, invalid_block),
       state_(config.num_blocks, block_state::free),
-      generated_(config.num_blocks, 0),
+      first_generated_(config.num_blocks, config.block_size),
       tokens_(std::size_t{config.num_blocks} * config.block_size, 0) {}
 
 // ---- namespaces ------------------------------------------------------------------------------
@@ -294,7 +294,8 @@ void KVKIT_PC::take_ref(block_id b, std::uint32_t request_class) {
     }
   }
   ++ref_[b];
-  touch(b, request_class);
+  if (state_[b] == block_state::cached)  // a block not cached yet is touched when registered
+    touch(b, request_class);
 }
 
 KVKIT_PC_TEMPLATE
@@ -363,7 +364,7 @@ void KVKIT_PC::free_cached(block_id b) {
   if constexpr (requires { evict_.forget(b); })
     evict_.forget(b);
   state_[b] = block_state::free;
-  generated_[b] = 0;
+  first_generated_[b] = block_size_;
   alloc_.deallocate(b);
 }
 
@@ -395,12 +396,14 @@ std::uint32_t KVKIT_PC::evict_subtree(block_id root, bool root_in_policy) {
         subtree_.push_back(c);
       }
     }
-    for (std::size_t i = subtree_.size() - 1; i > 0; --i) {
-      const block_id b = subtree_[i];
-      if (in_policy(b))
-        evict_.erase(b);  // its children, later in preorder, are already freed
-      release(b);
+    // Withdraw the candidates first: once a block's children are freed it would look like a
+    // leaf (a candidate of a leaves_only policy) although it never was one.
+    for (std::size_t i = 1; i < subtree_.size(); ++i) {
+      if (in_policy(subtree_[i]))
+        evict_.erase(subtree_[i]);
     }
+    for (std::size_t i = subtree_.size() - 1; i > 0; --i)
+      release(subtree_[i]);
   }
   if (root_in_policy)
     evict_.erase(root);
@@ -553,7 +556,7 @@ result<admission> KVKIT_PC::admit(std::span<const token_id> prompt,
   bool conversational = false;
   for (block_id b : scratch_) {
     take_ref(b, options.request_class);
-    conversational |= generated_[b] != 0;
+    conversational |= first_generated_[b] < block_size_;
     s.table.push_back(b);
   }
   if (hit > 0) {
@@ -570,7 +573,7 @@ result<admission> KVKIT_PC::admit(std::span<const token_id> prompt,
   std::uint32_t cached_tokens = hit << block_shift_;
   if (partial.source != invalid_block) {
     storage_.copy_block(partial.source, s.table[hit]);
-    conversational |= generated_[partial.source] != 0;
+    conversational |= first_generated_[partial.source] < partial.tokens;
     drop_ref(partial.source);
     cached_tokens += partial.tokens;
     ++counters_.partial_block_hits;
@@ -660,7 +663,9 @@ result<commit_info> KVKIT_PC::commit(sequence_id seq, std::uint32_t num_computed
       ++info.deduplicated_blocks;
     } else {
       link_cached(b, parent, toks);
-      generated_[b] = (std::size_t{k + 1} << block_shift_) > s.prompt_tokens ? 1 : 0;
+      const std::size_t start = std::size_t{k} << block_shift_;  // first token of the block
+      first_generated_[b] = static_cast<std::uint32_t>(
+          std::clamp<std::size_t>(s.prompt_tokens, start, start + block_size_) - start);
       matcher_.insert(next, b);
       touch(b, s.request_class);
       ++info.registered_blocks;
@@ -755,6 +760,11 @@ KVKIT_PC_TEMPLATE
 result<pin_info> KVKIT_PC::pin(std::span<const token_id> prompt, const request_options& options) {
   if (prompt.empty()) {
     return error{errc::empty_input, "kvkit: pin: the prompt is empty; pass at least one token"};
+  }
+  if (options.request_class >= max_request_classes) {
+    return error{errc::invalid_argument,
+                 "kvkit: pin: request_class = " + std::to_string(options.request_class) +
+                     " is out of range; accepted: 0 to " + std::to_string(max_request_classes - 1)};
   }
   const std::uint64_t key = ns_key(options);
   const std::uint32_t ns = find_ns(options, key);
@@ -929,7 +939,7 @@ cache_stats KVKIT_PC::stats() const {
   st.metadata_bytes =
       ref_.size() * sizeof(std::uint32_t) + parent_.size() * sizeof(std::uint32_t) +
       (first_child_.size() + next_sibling_.size() + prev_sibling_.size()) * sizeof(block_id) +
-      state_.size() * sizeof(block_state) + generated_.size() * sizeof(std::uint8_t) +
+      state_.size() * sizeof(block_state) + first_generated_.size() * sizeof(std::uint32_t) +
       policy_traits<Allocator>::metadata_bytes(alloc_) +
       policy_traits<Matcher>::metadata_bytes(matcher_) +
       policy_traits<Eviction>::metadata_bytes(evict_);

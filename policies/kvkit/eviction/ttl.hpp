@@ -1,0 +1,186 @@
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+/// @file
+/// @brief `ttl_eviction`: least recently used first, and blocks idle longer than a time to live
+/// expire; O(1).
+#pragma once
+
+#include <kvkit/concepts.hpp>
+#include <kvkit/detail/assert.hpp>
+#include <kvkit/eviction/detail/indexed_heap.hpp>
+#include <kvkit/types.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+namespace kvkit {
+
+/// @brief Settings of @ref kvkit::ttl_eviction.
+struct ttl_options {
+  /// @brief How long an unreferenced cached block may stay idle (since it was last touched or
+  /// became evictable) before it expires; a negative value counts as 0. The default never
+  /// expires.
+  std::chrono::nanoseconds ttl = std::chrono::nanoseconds::max();
+  /// @brief The clock, in nanoseconds from any fixed origin; it must not go backwards. Defaults
+  /// to `std::chrono::steady_clock`; tests pass a manual clock.
+  std::function<std::chrono::nanoseconds()> now = detail::steady_now;
+};
+
+/// @brief Evicts the least recently used block, and lets blocks idle longer than a time to live
+/// expire, as a TTL'd key-value cache layer does.
+///
+/// An LRU list threaded through flat index arrays (as @ref kvkit::lru_eviction) plus each block's
+/// last access time, set when the block is touched (hit or registered) and when it becomes a
+/// candidate. A candidate idle for longer than `ttl_options::ttl` is expired: a cache never
+/// returns it as a hit, and `prefix_cache::expire()` frees every expired block (`pop_expired()`
+/// hands them out least recent first). Eviction under memory pressure is plain LRU, expired or
+/// not. Every operation is O(1) (16 bytes per block) and reads the clock at most once; nothing
+/// allocates.
+///
+/// Choose it when cached content goes stale with time (tool results, retrieved context) or when
+/// memory held by idle prefixes should be returned even without pressure.
+class ttl_eviction {
+ public:
+  /// @brief Policy name used in benchmarks and replays.
+  static constexpr std::string_view name = "ttl";
+  /// @brief Settings type passed to `prefix_cache::create`.
+  using options = ttl_options;
+
+  /// @brief Makes an empty policy for a pool of @p capacity blocks that never expires blocks.
+  /// @param capacity Blocks in the pool.
+  explicit ttl_eviction(std::uint32_t capacity) : ttl_eviction(capacity, ttl_options{}) {}
+
+  /// @brief Makes an empty policy for a pool of @p capacity blocks.
+  /// @param capacity Blocks in the pool.
+  /// @param opts Time to live and clock (an empty clock means `std::chrono::steady_clock`).
+  ttl_eviction(std::uint32_t capacity, const ttl_options& opts)
+      : ttl_(opts.ttl < std::chrono::nanoseconds::zero() ? std::chrono::nanoseconds::zero()
+                                                         : opts.ttl),
+        now_(opts.now ? opts.now : std::function<std::chrono::nanoseconds()>(detail::steady_now)),
+        prev_(capacity, unlinked),
+        next_(capacity, unlinked),
+        last_(capacity, 0) {}
+
+  /// @brief Block @p b became a candidate: it goes to the most recent end, accessed now.
+  /// @param b A block not in the policy.
+  void insert(block_id b) {
+    KVKIT_ASSERT(!contains(b), "ttl_eviction::insert: block already evictable");
+    last_[b] = now_().count();
+    link(b);
+  }
+
+  /// @brief Block @p b stops being a candidate.
+  /// @param b A block in the policy.
+  void erase(block_id b) noexcept {
+    KVKIT_ASSERT(contains(b), "ttl_eviction::erase: block not evictable");
+    unlink(b);
+  }
+
+  /// @brief Removes and returns the least recently used candidate, expired or not.
+  /// @return The block, or `invalid_block` when empty.
+  [[nodiscard]] block_id victim() noexcept {
+    const block_id b = head_;
+    if (b != invalid_block)
+      unlink(b);
+    return b;
+  }
+
+  /// @brief Records an access to @p b now; a candidate moves to the most recent end.
+  /// @param b A block id.
+  /// @param info The access (unused: the policy keeps time with its own clock).
+  void touch(block_id b, const access_info& info) {
+    (void)info;
+    last_[b] = now_().count();
+    if (contains(b)) {
+      unlink(b);
+      link(b);
+    }
+  }
+
+  /// @brief Whether @p b is a candidate idle for longer than the time to live.
+  /// @param b A block id.
+  /// @return True when expired.
+  [[nodiscard]] bool expired(block_id b) const { return contains(b) && is_idle(b, now_().count()); }
+
+  /// @brief Removes and returns the least recently used candidate if it is expired.
+  /// @return The block, or `invalid_block` when no candidate is expired.
+  [[nodiscard]] block_id pop_expired() {
+    const block_id b = head_;
+    if (b == invalid_block || !is_idle(b, now_().count()))
+      return invalid_block;
+    unlink(b);
+    return b;
+  }
+
+  /// @brief Candidates.
+  /// @return The count.
+  [[nodiscard]] std::uint32_t size() const noexcept { return size_; }
+
+  /// @brief Whether @p b is a candidate.
+  /// @param b A block id.
+  /// @return True when @p b is in the list.
+  [[nodiscard]] bool contains(block_id b) const noexcept { return prev_[b] != unlinked; }
+
+  /// @brief The time to live.
+  /// @return The configured `ttl_options::ttl`.
+  [[nodiscard]] std::chrono::nanoseconds ttl() const noexcept { return ttl_; }
+
+  /// @brief Bytes of bookkeeping.
+  /// @return 16 bytes per block.
+  [[nodiscard]] std::size_t metadata_bytes() const noexcept {
+    return (prev_.size() + next_.size()) * sizeof(block_id) + last_.size() * sizeof(std::int64_t);
+  }
+
+ private:
+  static constexpr block_id unlinked = invalid_block - 1;
+
+  [[nodiscard]] bool is_idle(block_id b, std::int64_t now) const noexcept {
+    // Idle time now - last, compared without overflow (a clock may start anywhere).
+    return now > last_[b] &&
+           static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(last_[b]) >
+               static_cast<std::uint64_t>(ttl_.count());
+  }
+  void link(block_id b) noexcept {
+    prev_[b] = tail_;
+    next_[b] = invalid_block;
+    if (tail_ != invalid_block) {
+      next_[tail_] = b;
+    } else {
+      head_ = b;
+    }
+    tail_ = b;
+    ++size_;
+  }
+  void unlink(block_id b) noexcept {
+    const block_id p = prev_[b];
+    const block_id n = next_[b];
+    if (p != invalid_block) {
+      next_[p] = n;
+    } else {
+      head_ = n;
+    }
+    if (n != invalid_block) {
+      prev_[n] = p;
+    } else {
+      tail_ = p;
+    }
+    prev_[b] = next_[b] = unlinked;
+    --size_;
+  }
+
+  std::chrono::nanoseconds ttl_;
+  std::function<std::chrono::nanoseconds()> now_;
+  std::vector<block_id> prev_;
+  std::vector<block_id> next_;
+  std::vector<std::int64_t> last_;
+  block_id head_ = invalid_block;
+  block_id tail_ = invalid_block;
+  std::uint32_t size_ = 0;
+};
+
+static_assert(eviction_policy<ttl_eviction>);
+
+}  // namespace kvkit
