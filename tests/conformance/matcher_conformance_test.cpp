@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <kvkit/matcher/hash.hpp>
+#include <kvkit/matcher/radix.hpp>
+#include <kvkit/matcher/session.hpp>
 
 #include "support/colliding_hasher.hpp"
 #include "support/matcher_conformance.hpp"
@@ -17,8 +19,16 @@ namespace kvkit::test {
 namespace {
 
 using colliding_matcher = basic_hash_matcher<colliding_hasher>;
-using matcher_policies = ::testing::Types<hash_matcher, colliding_matcher>;
+using matcher_policies =
+    ::testing::Types<hash_matcher, colliding_matcher, radix_matcher, session_matcher>;
 INSTANTIATE_TYPED_TEST_SUITE_P(all, matcher_conformance, matcher_policies);
+
+// Matchers with partial-block reuse.
+static_assert(!has_find_partial<hash_matcher>);
+static_assert(has_find_partial<radix_matcher>);
+static_assert(has_find_partial<session_matcher>);
+using partial_matcher_policies = ::testing::Types<radix_matcher, session_matcher>;
+INSTANTIATE_TYPED_TEST_SUITE_P(all, matcher_partial_conformance, partial_matcher_policies);
 
 TEST(CollidingHasher, HasOnlyTwoValues) {
   const colliding_hasher h(1);

@@ -5,8 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <numeric>
 #include <span>
+#include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -37,11 +40,14 @@ result<Storage> make_storage(std::uint32_t block_size, std::uint32_t num_blocks)
 
 /// @brief A cache of @p num_blocks blocks of @p block_size tokens with a fixed seed; fails the
 /// test when it cannot be made.
+/// @p eviction is passed to the eviction policy (policies with `options`).
 template <class Cache>
-Cache make_cache(std::uint32_t num_blocks, std::uint32_t block_size, std::uint64_t seed = 42) {
+Cache make_cache(std::uint32_t num_blocks, std::uint32_t block_size, std::uint64_t seed = 42,
+                 const typename Cache::eviction_options& eviction = {}) {
   auto storage = make_storage<typename Cache::storage_type>(block_size, num_blocks);
   EXPECT_TRUE(storage.ok()) << storage.status().message();
-  auto cache = Cache::create(cache_config{num_blocks, block_size, seed}, std::move(storage).value());
+  auto cache = Cache::create(cache_config{num_blocks, block_size, seed}, std::move(storage).value(),
+                             eviction);
   EXPECT_TRUE(cache.ok()) << cache.status().message();
   return std::move(cache).value();
 }
@@ -105,6 +111,55 @@ cache_snapshot snapshot(const Cache& c, std::span<const sequence_id> ids,
   }
   for (const probe& p : probes) s.matches.push_back(c.match(p.tokens, p.options));
   return s;
+}
+
+/// @brief Every K/V element of a cache over host storage (empty for storage without bytes).
+template <class Cache>
+auto kv_contents(Cache& c) {
+  if constexpr (requires { c.storage().data(); }) {
+    const auto d = c.storage().data();
+    return std::vector<std::remove_cvref_t<decltype(d[0])>>(d.begin(), d.end());
+  } else {
+    return std::vector<float>{};
+  }
+}
+
+/// @brief The status of any call's result (`status` or `result<T>`).
+inline status status_of(const status& s) { return s; }
+/// @copydoc status_of
+template <class T>
+status status_of(const result<T>& r) {
+  return r.status();
+}
+
+/// @brief Expects @p call to fail with @p code, with a message containing every one of
+/// @p needles, and to leave everything observable unchanged: stats, available blocks, the
+/// sequences @p ids, the matches of @p probes, K/V contents and the invariants.
+template <class Cache, class Call>
+void expect_rejected_unchanged(Cache& c, const std::vector<sequence_id>& ids,
+                               const std::vector<probe>& probes, errc code,
+                               std::initializer_list<std::string> needles, Call&& call) {
+  {
+    const status inv = c.check_invariants();
+    EXPECT_TRUE(inv.ok()) << inv.message();
+  }
+  const cache_snapshot before = snapshot(c, ids, probes);
+  const auto kv_before = kv_contents(c);
+  const status s = status_of(call());
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), code) << s.message();
+  for (const std::string& n : needles) {
+    EXPECT_NE(s.message().find(n), std::string::npos)
+        << "message \"" << s.message() << "\" lacks \"" << n << "\"";
+  }
+  const cache_snapshot after = snapshot(c, ids, probes);
+  EXPECT_TRUE(after.stats == before.stats) << "stats changed: " << s.message();
+  EXPECT_TRUE(after.sequences == before.sequences) << "a sequence changed: " << s.message();
+  EXPECT_TRUE(after.matches == before.matches) << "a match changed: " << s.message();
+  EXPECT_EQ(after.available_blocks, before.available_blocks) << s.message();
+  EXPECT_TRUE(kv_contents(c) == kv_before) << "K/V changed: " << s.message();
+  const status inv = c.check_invariants();
+  EXPECT_TRUE(inv.ok()) << inv.message();
 }
 
 }  // namespace kvkit::test

@@ -9,12 +9,19 @@
 /// leaves first, as the cache evicts them.
 /// Instantiate with
 /// `INSTANTIATE_TYPED_TEST_SUITE_P(my_name, matcher_conformance, ::testing::Types<my_matcher>);`
+///
+/// Matchers with the optional `find_partial` (partial-block reuse) also run
+/// `matcher_partial_conformance`, which checks it against a model: the child of the given parent
+/// that shares the most leading tokens with the query wins, and a candidate scored 0 is never
+/// returned.
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cstdint>
 #include <map>
 #include <random>
+#include <span>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -85,6 +92,36 @@ class matcher_harness {
     parent_[b] = parent;
     tokens_[b] = std::move(tokens);
     bind(c, b);
+  }
+
+  /// A score as the cache computes it for find_partial(): leading tokens a registered child of
+  /// @p parent shares with @p tokens (0 for anything else).
+  auto scorer(std::uint32_t parent, const std::vector<token_id>& tokens) const {
+    return [this, parent, &tokens](block_id cand) -> std::uint32_t {
+      if (cand >= capacity_ || !registered_[cand] || parent_[cand] != parent) return 0;
+      return shared_prefix(tokens_[cand], tokens);
+    };
+  }
+
+  /// Leading tokens @p a and @p b have in common.
+  [[nodiscard]] static std::uint32_t shared_prefix(const std::vector<token_id>& a,
+                                                   const std::vector<token_id>& b) {
+    std::uint32_t n = 0;
+    while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+    return n;
+  }
+
+  /// The model's answer to a partial lookup: the best shared run of a registered child of
+  /// @p parent (0 when none shares a token).
+  [[nodiscard]] std::uint32_t best_partial(std::uint32_t parent,
+                                           const std::vector<token_id>& tokens) const {
+    std::uint32_t best = 0;
+    for (block_id b = 0; b < capacity_; ++b) {
+      if (registered_[b] && parent_[b] == parent) {
+        best = std::max(best, shared_prefix(tokens_[b], tokens));
+      }
+    }
+    return best;
   }
 
   /// Forgets @p b (a registered block with no registered child).
@@ -298,5 +335,196 @@ REGISTER_TYPED_TEST_SUITE_P(matcher_conformance, SatisfiesConcept, FindOnEmptyRe
                             InsertThenFindWithAcceptingVerifier, RejectingVerifierMeansNoHit,
                             EraseThenFindReturnsInvalid, FullPoolOfLookalikeBlocksAllFindable,
                             RandomInsertEraseMatchesAMultimapModel);
+
+// ---- find_partial (optional member) ---------------------------------------------------------
+
+/// Whether @p M has `find_partial(parent cursor, tokens, score)`.
+template <class M>
+inline constexpr bool has_find_partial = requires(const M& m, const typename M::cursor& c,
+                                                  std::span<const token_id> t,
+                                                  std::uint32_t (*score)(block_id)) {
+  { m.find_partial(c, t, score) } -> std::same_as<block_id>;
+};
+
+template <class M>
+class matcher_partial_conformance : public ::testing::Test {
+ protected:
+  static constexpr std::uint32_t capacity = 64;
+  static constexpr std::uint64_t seed = 0x5EEDull;
+
+  /// find_partial() under @p parent for @p tokens with the cache-like score of the harness.
+  static block_id partial(matcher_harness<M>& h, std::uint32_t parent,
+                          const std::vector<token_id>& tokens) {
+    const auto c = h.cursor_of(parent);
+    return h.matcher().find_partial(c, std::span<const token_id>(tokens), h.scorer(parent, tokens));
+  }
+};
+
+TYPED_TEST_SUITE_P(matcher_partial_conformance);
+
+TYPED_TEST_P(matcher_partial_conformance, NoChildrenMeansNoCandidate) {
+  static_assert(has_find_partial<TypeParam>);
+  matcher_harness<TypeParam> h(this->capacity, this->seed);
+  const std::vector<token_id> q{1, 2, 3, 4};
+  int calls = 0;
+  const auto score = [&](block_id) -> std::uint32_t {
+    ++calls;
+    return 4;
+  };
+  EXPECT_EQ(h.matcher().find_partial(h.cursor_of(h.ns_node(0)), std::span<const token_id>(q), score),
+            invalid_block);
+  EXPECT_EQ(calls, 0) << "no registered block to score";
+  // A child elsewhere (another namespace, another parent) is not a candidate here.
+  h.insert(3, h.ns_node(1), {1, 2, 3, 9});
+  h.insert(4, 3, {1, 2, 3, 9});
+  EXPECT_EQ(this->partial(h, h.ns_node(0), q), invalid_block);
+  EXPECT_EQ(this->partial(h, 4, q), invalid_block);
+  EXPECT_EQ(this->partial(h, h.ns_node(1), q), 3u);
+  EXPECT_EQ(this->partial(h, 3, q), 4u);
+}
+
+TYPED_TEST_P(matcher_partial_conformance, LongestSharedRunWins) {
+  matcher_harness<TypeParam> h(this->capacity, this->seed);
+  const std::uint32_t root = h.ns_node(0);
+  h.insert(10, root, {1, 9, 9, 9});  // shares 1 with {1, 2, 3, 4}
+  h.insert(11, root, {1, 2, 3, 8});  // shares 3
+  h.insert(12, root, {1, 2, 9, 9});  // shares 2
+  h.insert(13, root, {5, 2, 3, 4});  // shares 0
+  h.insert(14, root, {7, 7, 7, 7});
+  // The same 4 tokens under another parent: never a candidate under root.
+  h.insert(20, 14, {1, 2, 3, 4});
+  EXPECT_EQ(this->partial(h, root, {1, 2, 3, 4}), 11u);
+  EXPECT_EQ(this->partial(h, root, {1, 2, 9, 5}), 12u);
+  EXPECT_EQ(this->partial(h, root, {1, 9, 9, 0}), 10u);
+  EXPECT_EQ(this->partial(h, root, {5, 2, 0, 0}), 13u);
+  EXPECT_EQ(this->partial(h, root, {6, 2, 3, 4}), invalid_block) << "no shared leading token";
+  EXPECT_EQ(this->partial(h, 14, {1, 2, 3, 0}), 20u);
+  EXPECT_EQ(this->partial(h, 20, {1, 2, 3, 0}), invalid_block);
+  // A query shorter than a block (the cache leaves the prompt's last token uncached): the run is
+  // capped by the query, and a tie may go to either block.
+  const block_id two = this->partial(h, root, {1, 2});
+  EXPECT_TRUE(two == 11u || two == 12u) << "got " << two;
+  const std::vector<token_id> one{1};
+  const block_id first_only = this->partial(h, root, one);
+  ASSERT_NE(first_only, invalid_block);
+  EXPECT_EQ(h.scorer(root, one)(first_only), 1u);
+  // Newer and older registrations compete on the score alone.
+  h.insert(15, root, {1, 2, 3, 0});  // shares 3 with {1, 2, 3, 4}, like 11
+  const block_id three = this->partial(h, root, {1, 2, 3, 4});
+  EXPECT_TRUE(three == 11u || three == 15u) << "got " << three;
+  h.insert(16, root, {1, 2, 3, 4});  // a whole-block match scores 4
+  EXPECT_EQ(this->partial(h, root, {1, 2, 3, 4}), 16u);
+}
+
+TYPED_TEST_P(matcher_partial_conformance, ScoreZeroRejectsAndTheScoreDecides) {
+  matcher_harness<TypeParam> h(this->capacity, this->seed);
+  const std::uint32_t root = h.ns_node(0);
+  h.insert(10, root, {1, 2, 3, 8});  // shares 3 with q
+  h.insert(11, root, {1, 2, 9, 9});  // shares 2
+  h.insert(12, root, {1, 9, 9, 9});  // shares 1
+  const std::vector<token_id> q{1, 2, 3, 4};
+  auto& m = h.matcher();
+  const auto at = h.cursor_of(root);
+  const auto base = h.scorer(root, q);
+  // The cache scores an expired or foreign block 0: the matcher must fall back to the next best.
+  std::vector<block_id> rejected;
+  const auto with_rejected = [&](block_id b) -> std::uint32_t {
+    return std::find(rejected.begin(), rejected.end(), b) != rejected.end() ? 0 : base(b);
+  };
+  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), with_rejected), 10u);
+  rejected = {10};
+  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), with_rejected), 11u);
+  rejected = {10, 11};
+  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), with_rejected), 12u);
+  rejected = {10, 11, 12};
+  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), with_rejected), invalid_block);
+  // Every candidate that could win must have been offered to the score.
+  std::vector<block_id> offered;
+  const auto recording = [&](block_id b) -> std::uint32_t {
+    offered.push_back(b);
+    return 0;
+  };
+  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), recording), invalid_block);
+  for (block_id b : {10u, 11u, 12u}) {
+    EXPECT_NE(std::find(offered.begin(), offered.end(), b), offered.end()) << "block " << b;
+  }
+  // Rejection changed nothing.
+  EXPECT_EQ(this->partial(h, root, q), 10u);
+  h.expect_consistent("after partial lookups");
+}
+
+TYPED_TEST_P(matcher_partial_conformance, ErasedBlocksAreNeverReturned) {
+  matcher_harness<TypeParam> h(this->capacity, this->seed);
+  const std::uint32_t root = h.ns_node(0);
+  h.insert(10, root, {1, 2, 3, 8});
+  h.insert(11, root, {1, 2, 9, 9});
+  h.insert(12, 10, {4, 4, 4, 4});
+  h.erase(12);
+  h.erase(10);
+  EXPECT_EQ(this->partial(h, root, {1, 2, 3, 4}), 11u);
+  h.erase(11);
+  EXPECT_EQ(this->partial(h, root, {1, 2, 3, 4}), invalid_block);
+  // Reused ids under other keys.
+  h.insert(10, root, {1, 2, 3, 0});
+  h.insert(11, h.ns_node(1), {1, 2, 3, 4});
+  EXPECT_EQ(this->partial(h, root, {1, 2, 3, 4}), 10u);
+}
+
+TYPED_TEST_P(matcher_partial_conformance, RandomTreeMatchesTheModel) {
+  matcher_harness<TypeParam> h(this->capacity, this->seed);
+  const std::uint32_t cap = h.capacity();
+  std::mt19937 rng(777);
+  std::vector<block_id> free_ids;
+  for (block_id b = cap; b-- > 0;) free_ids.push_back(b);
+  std::vector<block_id> live;
+  const auto random_tokens = [&] {
+    return std::vector<token_id>{static_cast<token_id>(rng() % 3), static_cast<token_id>(rng() % 3),
+                                 static_cast<token_id>(rng() % 3), static_cast<token_id>(rng() % 3)};
+  };
+  int hits = 0, nones = 0;
+  for (int step = 0; step < 1200; ++step) {
+    std::vector<std::uint32_t> parents{h.ns_node(0), h.ns_node(1)};
+    parents.insert(parents.end(), live.begin(), live.end());
+    const std::uint32_t parent = parents[rng() % parents.size()];
+    const int op = static_cast<int>(rng() % 100);
+    if (op < 45 && !free_ids.empty()) {
+      auto toks = random_tokens();
+      if (h.find(parent, toks) != invalid_block) continue;  // the cache never registers twice
+      const block_id b = free_ids.back();
+      free_ids.pop_back();
+      h.insert(b, parent, toks);
+      live.push_back(b);
+    } else if (op < 70 && !live.empty()) {
+      std::vector<block_id> leaves;
+      for (block_id b : live) {
+        if (!h.has_child(b)) leaves.push_back(b);
+      }
+      const block_id b = leaves[rng() % leaves.size()];
+      h.erase(b);
+      live.erase(std::find(live.begin(), live.end(), b));
+      free_ids.push_back(b);
+    } else {
+      auto q = random_tokens();
+      q.resize(1 + rng() % 4);
+      const std::uint32_t want = h.best_partial(parent, q);
+      const block_id got = this->partial(h, parent, q);
+      if (want == 0) {
+        EXPECT_EQ(got, invalid_block) << "step " << step;
+        ++nones;
+      } else {
+        ASSERT_NE(got, invalid_block) << "step " << step << ": best run " << want;
+        EXPECT_EQ(h.scorer(parent, q)(got), want) << "step " << step;
+        ++hits;
+      }
+    }
+    if (::testing::Test::HasFailure()) FAIL() << "first failure at step " << step;
+  }
+  EXPECT_GT(hits, 60);
+  EXPECT_GT(nones, 20);
+}
+
+REGISTER_TYPED_TEST_SUITE_P(matcher_partial_conformance, NoChildrenMeansNoCandidate,
+                            LongestSharedRunWins, ScoreZeroRejectsAndTheScoreDecides,
+                            ErasedBlocksAreNeverReturned, RandomTreeMatchesTheModel);
 
 }  // namespace kvkit::test
