@@ -124,6 +124,19 @@ TEST(PriorityEviction, DefaultPriorityAboveZeroAndClamping) {
   EXPECT_EQ(priority_eviction::max_levels, 16u);
 }
 
+TEST(PriorityEviction, PrioritiesAboveTheTopLevelAreClamped) {
+  manual_clock clock;
+  priority_options o;
+  o.classes = {{0, seconds(0)}, {16, seconds(0)}, {200, seconds(0)}, {15, seconds(0)}};
+  o.default_priority = 40;  // clamps to 15 as well
+  o.now = clock.fn();
+  priority_eviction e(4, o);
+  for (std::uint32_t c = 0; c < 4; ++c)
+    touch(e, c, c);
+  for (block_id b = 0; b < 4; ++b)
+    EXPECT_EQ(e.priority(b), 15u) << b;
+}
+
 TEST(PriorityEviction, NameAndMetadata) {
   EXPECT_EQ(policy_traits<priority_eviction>::name(), "priority");
   EXPECT_TRUE(policy_traits<priority_eviction>::leaves_only());

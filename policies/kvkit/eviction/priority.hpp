@@ -203,8 +203,7 @@ class priority_eviction {
     std::int64_t retention;
   };
 
-  static std::uint8_t clamp(std::uint8_t p) noexcept {
-    KVKIT_ASSERT(p < max_levels, "priority_eviction: priority must be below max_levels (16)");
+  static std::uint8_t clamp(std::uint8_t p) noexcept {  // documented: larger values clamp
     return static_cast<std::uint8_t>(std::min<std::uint32_t>(p, max_levels - 1));
   }
   static std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
