@@ -6,6 +6,7 @@
 #include <kvkit/allocator/fifo_free.hpp>
 #include <kvkit/allocator/free_list.hpp>
 #include <kvkit/allocator/lowest_index.hpp>
+#include <kvkit/catalogue.hpp>
 #include <kvkit/concepts.hpp>
 #include <kvkit/error.hpp>
 #include <kvkit/eviction/fifo.hpp>
