@@ -1,0 +1,483 @@
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+// kvkit-replay: replays a request trace (Mooncake JSON lines, or token-id JSON lines) through
+// prefix caches of any policy combinations and capacities; writes a CSV row per run and,
+// with --plot, a chart of token hit rate against capacity (PNG and SVG, through gnuplot).
+//
+//   kvkit-replay trace.jsonl                                  # free_list/hash/lru, unlimited
+//   kvkit-replay trace.jsonl --sequential --all --capacity 2000,5000,unlimited
+//   kvkit-replay trace.jsonl --eviction lru,lfu,sieve --capacity-fractions 0.05,0.1,0.5,1
+//       --plot out/hit_rate --out out/hit_rate.csv      (one command line)
+//
+// See replay.hpp for how traces are replayed.
+#include "replay.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace rp = kvkit::replay;
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(s);
+  while (std::getline(in, item, ',')) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty())
+      out.push_back(item);
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v)
+    out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+/// One capacity to run: a block count, or unlimited (0), with the label the user gave.
+struct capacity_spec {
+  std::uint64_t blocks = 0;
+  std::string kind;
+};
+
+/// Progress bar on stderr, drawn only when stderr is a terminal, at most 10 times a second.
+class progress_bar {
+ public:
+  progress_bar(bool enabled) : enabled_(enabled && isatty(fileno(stderr)) != 0) {}
+  void set_run(std::size_t run, std::size_t runs, std::string label) {
+    run_ = run;
+    runs_ = runs;
+    label_ = std::move(label);
+  }
+  void update(std::size_t done, std::size_t total) {
+    if (!enabled_)
+      return;
+    const auto now = std::chrono::steady_clock::now();
+    if (done != total && now - last_ < std::chrono::milliseconds(100))
+      return;
+    last_ = now;
+    const double frac = total == 0 ? 1.0 : double(done) / double(total);
+    const int width = 30;
+    const int fill = static_cast<int>(frac * width);
+    std::fprintf(stderr, "\r[%.*s%*s] %3d%%  run %zu/%zu  %s\033[K", fill,
+                 "##############################", width - fill, "", static_cast<int>(frac * 100),
+                 run_, runs_, label_.c_str());
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+  void clear() {
+    if (drawn_)
+      std::fprintf(stderr, "\r\033[K");
+    drawn_ = false;
+  }
+
+ private:
+  bool enabled_;
+  bool drawn_ = false;
+  std::size_t run_ = 0, runs_ = 0;
+  std::string label_;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+bool find_on_path(const std::string& exe) {
+  const char* path = std::getenv("PATH");
+  if (path == nullptr)
+    return false;
+  std::istringstream in(path);
+  std::string dir;
+  while (std::getline(in, dir, ':')) {
+    if (dir.empty())
+      dir = ".";
+    if (access((dir + "/" + exe).c_str(), X_OK) == 0)
+      return true;
+  }
+  return false;
+}
+
+std::string gp_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s)
+    out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string sh_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s)
+    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// Writes PREFIX.dat and PREFIX.gp, runs gnuplot; returns an error message or "".
+std::string plot(const std::string& prefix, const std::vector<rp::replay_result>& results,
+                 const std::string& title) {
+  if (!find_on_path("gnuplot"))
+    return "--plot needs gnuplot, which is not on PATH; install the Debian package gnuplot-nox "
+           "(apt-get install gnuplot-nox), or leave out --plot and plot the CSV yourself";
+  std::map<std::string, std::vector<std::pair<std::uint64_t, double>>> lines;
+  std::vector<std::string> order;
+  std::uint64_t lo = ~0ull, hi = 0;
+  for (const auto& r : results) {
+    if (!lines.contains(r.policy))
+      order.push_back(r.policy);
+    lines[r.policy].emplace_back(r.capacity, r.token_hit_rate());
+    lo = std::min(lo, r.capacity);
+    hi = std::max(hi, r.capacity);
+  }
+  {
+    std::ofstream dat(prefix + ".dat");
+    if (!dat)
+      return "cannot write " + prefix + ".dat";
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      auto& pts = lines[order[i]];
+      std::sort(pts.begin(), pts.end());
+      dat << "# " << order[i] << "\n";
+      for (const auto& [c, h] : pts)
+        dat << c << ' ' << std::setprecision(8) << h << '\n';
+      dat << "\n\n";
+    }
+  }
+  std::string plot_cmd = "plot ";
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    plot_cmd += (i ? ", \\\n     " : "") + gp_quote(prefix + ".dat") + " index " +
+                std::to_string(i) + " using 1:2 with linespoints title " + gp_quote(order[i]);
+  }
+  std::ofstream gp(prefix + ".gp");
+  if (!gp)
+    return "cannot write " + prefix + ".gp";
+  gp << "# Token hit rate against cache capacity, one line per policy (kvkit-replay --plot).\n"
+     << "set title " << gp_quote(title) << " noenhanced\n"
+     << "set xlabel 'cache capacity (blocks)'\nset ylabel 'token hit rate'\n"
+     << "set yrange [0:1]\nset grid\nset key bottom right noenhanced\n"
+     << (lo > 0 && hi >= 10 * lo ? "set logscale x\n" : "")
+     << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+     << "  set terminal pngcairo size 1000,650\n} else {\n  set terminal png size 1000,650\n}\n"
+     << "set output " << gp_quote(prefix + ".png") << "\n"
+     << plot_cmd << "\n"
+     << "set terminal svg size 1000,650 dynamic\n"
+     << "set output " << gp_quote(prefix + ".svg") << "\nreplot\nunset output\n";
+  gp.close();
+  const std::string cmd = "gnuplot " + sh_quote(prefix + ".gp");
+  const int rc = std::system(cmd.c_str());
+  if (rc != 0)
+    return "gnuplot failed (exit status " + std::to_string(rc) + ") running " + prefix + ".gp";
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "kvkit-replay: replays a request trace through kvkit prefix caches and reports hit rates, "
+      "evictions, peak blocks, metadata and speed (CSV), optionally a plot of token hit rate "
+      "against capacity."};
+  std::string trace_path;
+  std::string format = "auto";
+  std::uint32_t trace_block = 512;
+  std::uint32_t block_size = 16;
+  std::string allocators = "free_list", matchers = "hash", evictions = "lru";
+  bool all = false;
+  std::string capacities, fractions;
+  bool sequential = false;
+  double tpot_ms = 20.0, prefill_ms = 0.0;
+  std::optional<double> ttl_ms;
+  std::string priorities;
+  std::string on_error = "stop";
+  std::string out_path, plot_prefix;
+  bool list = false, baseline = false, check = false, quiet = false;
+  int repeat = 1;
+
+  app.add_option("trace", trace_path, "Trace file (JSON lines; '-' reads stdin)");
+  app.add_option("--format", format, "Trace format")
+      ->check(CLI::IsMember({"auto", "mooncake", "tokens"}))
+      ->capture_default_str();
+  app.add_option("--trace-block-size", trace_block, "Mooncake: tokens per hash id")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--block-size", block_size,
+                 "Token format: tokens per cache block (a power of two)")
+      ->capture_default_str();
+  app.add_option("--allocator", allocators, "Allocator name(s), comma-separated")
+      ->capture_default_str();
+  app.add_option("--matcher", matchers, "Matcher name(s), comma-separated")
+      ->capture_default_str();
+  app.add_option("--eviction", evictions, "Eviction policy name(s), comma-separated")
+      ->capture_default_str();
+  app.add_flag("--all", all, "Every allocator x matcher x eviction combination");
+  auto* cap_opt = app.add_option("--capacity", capacities,
+                                 "Capacities in cache blocks, comma-separated, or 'unlimited' "
+                                 "(e.g. 1000,2000,unlimited); default unlimited");
+  app.add_option("--capacity-fractions", fractions,
+                 "Capacities as fractions of the trace's distinct-block working set "
+                 "(e.g. 0.05,0.1,0.25,0.5,1)")
+      ->excludes(cap_opt);
+  app.add_flag("--sequential", sequential, "One request at a time (ignore timestamps)");
+  app.add_option("--tpot-ms", tpot_ms, "Decode time per output token (ms)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--prefill-ms-per-token", prefill_ms,
+                 "Prefill time per uncached prompt token (ms)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--ttl-ms", ttl_ms, "ttl eviction: time to live of idle cached blocks (ms)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--class-priorities", priorities,
+                 "priority eviction: priority (0-15) of request classes 0, 1, ... "
+                 "(comma-separated)");
+  app.add_option("--on-error", on_error, "Bad trace lines: stop at the first, or skip them")
+      ->check(CLI::IsMember({"stop", "skip"}))
+      ->capture_default_str();
+  app.add_option("--out", out_path, "CSV output file (default: stdout)");
+  app.add_option("--plot", plot_prefix,
+                 "Write PREFIX.png and PREFIX.svg (token hit rate against capacity, one line per "
+                 "policy) with gnuplot, plus PREFIX.gp and PREFIX.dat");
+  app.add_flag("--baseline", baseline,
+               "Also time an ideal unordered_set replay (unlimited, sequential) of the same "
+               "trace and report it on stderr");
+  app.add_option("--repeat", repeat, "Run each replay N times, keep the fastest")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--check-invariants", check, "Check cache invariants after every request (slow)");
+  app.add_flag("--list", list, "List the policy names and exit");
+  app.add_flag("-q,--quiet", quiet, "No progress bar and no summary on stderr");
+  CLI11_PARSE(app, argc, argv);
+
+  const rp::policy_catalogue cat = rp::catalogue();
+  if (list) {
+    std::cout << "allocators: " << join(cat.allocators) << "\nmatchers:   " << join(cat.matchers)
+              << "\nevictions:  " << join(cat.evictions) << "\n";
+    return 0;
+  }
+  if (trace_path.empty()) {
+    std::cerr << "kvkit-replay: no trace file given (see --help)\n";
+    return 2;
+  }
+
+  // Policies.
+  std::vector<std::string> as = all ? cat.allocators : split(allocators);
+  std::vector<std::string> ms = all ? cat.matchers : split(matchers);
+  std::vector<std::string> es = all ? cat.evictions : split(evictions);
+  for (const auto& a : as)
+    for (const auto& m : ms)
+      for (const auto& e : es)
+        if (auto s = kvkit::with_combination(a, m, e, []<class, class, class>() {}); !s.ok()) {
+          std::cerr << s.message() << "\n";
+          return 2;
+        }
+
+  if (!plot_prefix.empty() && !find_on_path("gnuplot")) {
+    std::cerr << "kvkit-replay: --plot needs gnuplot, which is not on PATH; install the Debian "
+                 "package gnuplot-nox (apt-get install gnuplot-nox), or leave out --plot\n";
+    return 2;
+  }
+
+  // Trace.
+  rp::parse_options po;
+  po.format = format == "mooncake" ? rp::trace_format::mooncake
+              : format == "tokens" ? rp::trace_format::tokens
+                                   : rp::trace_format::automatic;
+  po.trace_block_size = trace_block;
+  po.cache_block_size = block_size;
+  po.on_error = on_error == "skip" ? rp::error_mode::skip : rp::error_mode::stop;
+  po.source = trace_path;
+  std::ifstream file;
+  if (trace_path != "-") {
+    file.open(trace_path);
+    if (!file) {
+      std::cerr << "kvkit-replay: cannot open " << trace_path << "\n";
+      return 1;
+    }
+  }
+  auto parsed = rp::parse_trace(trace_path == "-" ? std::cin : file, po);
+  if (!parsed.ok()) {
+    std::cerr << parsed.error().message() << "\n";
+    if (po.on_error == rp::error_mode::stop)
+      std::cerr << "kvkit-replay: (--on-error skip skips bad lines)\n";
+    return 1;
+  }
+  const rp::trace& t = *parsed;
+  for (const auto& msg : t.skipped)
+    std::cerr << msg << " (skipped)\n";
+  if (t.requests.empty()) {
+    std::cerr << "kvkit-replay: " << trace_path << " holds no request\n";
+    return 1;
+  }
+
+  // Capacities.
+  std::vector<capacity_spec> caps;
+  if (!fractions.empty()) {
+    for (const auto& f : split(fractions)) {
+      char* end = nullptr;
+      const double v = std::strtod(f.c_str(), &end);
+      if (end == f.c_str() || *end != '\0' || !(v > 0)) {
+        std::cerr << "kvkit-replay: --capacity-fractions: '" << f
+                  << "' is not a positive number\n";
+        return 2;
+      }
+      caps.push_back({std::max<std::uint64_t>(
+                          1, static_cast<std::uint64_t>(std::llround(v * t.distinct_blocks))),
+                      "fraction=" + f});
+    }
+  } else if (!capacities.empty()) {
+    for (const auto& c : split(capacities)) {
+      if (c == "unlimited") {
+        caps.push_back({0, "unlimited"});
+        continue;
+      }
+      char* end = nullptr;
+      const unsigned long long v = std::strtoull(c.c_str(), &end, 10);
+      if (end == c.c_str() || *end != '\0' || v == 0 || c[0] == '-') {
+        std::cerr << "kvkit-replay: --capacity: '" << c
+                  << "' is neither a positive block count nor 'unlimited'\n";
+        return 2;
+      }
+      caps.push_back({v, "blocks"});
+    }
+  } else {
+    caps.push_back({0, "unlimited"});
+  }
+  std::vector<std::uint8_t> prio;
+  for (const auto& p : split(priorities)) {
+    const int v = std::atoi(p.c_str());
+    if (v < 0 || v > 15 || p.find_first_not_of("0123456789") != std::string::npos) {
+      std::cerr << "kvkit-replay: --class-priorities: '" << p << "' is not in 0..15\n";
+      return 2;
+    }
+    prio.push_back(static_cast<std::uint8_t>(v));
+  }
+
+  std::ofstream out_file;
+  if (!out_path.empty()) {
+    out_file.open(out_path);
+    if (!out_file) {
+      std::cerr << "kvkit-replay: cannot write " << out_path << "\n";
+      return 1;
+    }
+  }
+  std::ostream& out = out_path.empty() ? std::cout : out_file;
+  out << "policy,capacity,requests,block_hit_rate,token_hit_rate,tokens_saved,evictions,"
+         "peak_blocks_in_use,metadata_bytes,lookups_per_sec,queued,rejected,capacity_kind\n";
+
+  if (!quiet) {
+    std::cerr << "kvkit-replay: " << trace_path << ": " << t.requests.size() << " requests, "
+              << t.total_lookups << " block lookups, working set " << t.distinct_blocks
+              << " blocks ("
+              << (t.format == rp::trace_format::mooncake
+                      ? "mooncake, " + std::to_string(t.trace_block_size) + " tokens per block"
+                      : "tokens, block size " + std::to_string(t.cache_block_size))
+              << "), " << (sequential ? "sequential" : "overlapping by timestamp") << "\n";
+  }
+  if (baseline) {
+    rp::replay_result best = rp::ideal_replay(t);
+    for (int i = 1; i < repeat; ++i) {
+      auto r = rp::ideal_replay(t);
+      if (r.seconds < best.seconds)
+        best = r;
+    }
+    std::cerr << "baseline " << best.policy << ": block hit rate " << std::fixed
+              << std::setprecision(4) << 100 * best.block_hit_rate() << "%, token hit rate "
+              << 100 * best.token_hit_rate() << "%, " << std::setprecision(2)
+              << best.lookups_per_sec() / 1e6 << " M block lookups/s\n"
+              << std::defaultfloat;
+  }
+
+  progress_bar bar(!quiet);
+  rp::replay_options ro;
+  ro.sequential = sequential;
+  ro.tpot_ms = tpot_ms;
+  ro.prefill_ms_per_token = prefill_ms;
+  ro.ttl_ms = ttl_ms;
+  ro.class_priorities = prio;
+  ro.check_invariants = check;
+  ro.progress = [&](std::size_t done, std::size_t total) { bar.update(done, total); };
+
+  std::vector<rp::replay_result> results;
+  const std::size_t runs = as.size() * ms.size() * es.size() * caps.size();
+  std::size_t run = 0;
+  for (const auto& a : as) {
+    for (const auto& m : ms) {
+      for (const auto& e : es) {
+        for (const auto& c : caps) {
+          ++run;
+          bar.set_run(run, runs, a + "/" + m + "/" + e + " capacity " + c.kind);
+          ro.capacity = c.blocks;
+          std::optional<rp::replay_result> best;
+          for (int i = 0; i < repeat; ++i) {
+            auto r = rp::replay(t, ro, a, m, e);
+            if (!r.ok()) {
+              bar.clear();
+              std::cerr << r.error().message() << "\n";
+              return 1;
+            }
+            if (!best || r->seconds < best->seconds)
+              best = std::move(*r);
+          }
+          bar.clear();
+          const auto& r = *best;
+          out << r.policy << ',' << r.capacity << ',' << r.requests << ',' << std::fixed
+              << std::setprecision(6) << r.block_hit_rate() << ',' << r.token_hit_rate() << ','
+              << r.hit_tokens << ',' << r.evictions << ',' << r.peak_blocks_in_use << ','
+              << r.metadata_bytes << ',' << std::setprecision(0) << r.lookups_per_sec() << ','
+              << r.queued << ',' << r.rejected << ',' << c.kind << '\n'
+              << std::defaultfloat;
+          out.flush();
+          if (!quiet) {
+            std::cerr << r.policy << " capacity " << r.capacity << " (" << c.kind
+                      << "): block hit rate " << std::fixed << std::setprecision(2)
+                      << 100 * r.block_hit_rate() << "%, token hit rate "
+                      << 100 * r.token_hit_rate() << "%, evictions " << r.evictions
+                      << ", queued " << r.queued << ", rejected " << r.rejected << ", "
+                      << r.lookups_per_sec() / 1e6 << " M block lookups/s\n"
+                      << std::defaultfloat;
+            if (r.classes.size() > 1) {
+              for (std::size_t k = 0; k < r.classes.size(); ++k) {
+                if (r.classes[k].requests == 0)
+                  continue;
+                const auto& cf = r.classes[k];
+                std::cerr << "  class " << (k < t.class_names.size() ? t.class_names[k]
+                                                                      : std::to_string(k))
+                          << ": " << cf.requests << " requests, token hit rate " << std::fixed
+                          << std::setprecision(2)
+                          << (cf.query_tokens ? 100.0 * cf.hit_tokens / cf.query_tokens : 0.0)
+                          << "%\n"
+                          << std::defaultfloat;
+              }
+            }
+          }
+          results.push_back(std::move(*best));
+        }
+      }
+    }
+  }
+
+  if (!plot_prefix.empty()) {
+    const std::string err = plot(plot_prefix, results,
+                                 "token hit rate vs capacity: " + trace_path +
+                                     (sequential ? " (sequential)" : " (overlapping)"));
+    if (!err.empty()) {
+      std::cerr << "kvkit-replay: " << err << "\n";
+      return 1;
+    }
+    if (!quiet)
+      std::cerr << "kvkit-replay: wrote " << plot_prefix << ".png and " << plot_prefix
+                << ".svg\n";
+  }
+  return 0;
+}
