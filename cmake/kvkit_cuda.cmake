@@ -104,7 +104,9 @@ endfunction()
 
 # kvkit_add_cuda_library()
 # Generates one translation unit per kernel configuration from cuda/src/kernel_config.cu.in and
-# builds them, with cuda/src/registry.cu, into the static library kvkit_cuda (kvkit::cuda).
+# builds them, with cuda/src/registry.cu (configuration list, entry-point tables) and
+# cuda/src/kernel_api.cu (argument checks, planning, dispatch of every kernel), into the static
+# library kvkit_cuda (kvkit::cuda).
 # Expects KVKIT_KERNEL_CONFIGS_NORMALIZED from kvkit_parse_kernel_configs().
 function(kvkit_add_cuda_library)
   set(_configs "${KVKIT_KERNEL_CONFIGS_NORMALIZED}")
@@ -127,7 +129,9 @@ function(kvkit_add_cuda_library)
     CONTENT "// Kernel configurations of this build (KVKIT_KERNEL_CONFIGS).\n${_list_lines}"
     @ONLY)
 
-  add_library(kvkit_cuda STATIC ${_sources} "${PROJECT_SOURCE_DIR}/cuda/src/registry.cu")
+  add_library(kvkit_cuda STATIC ${_sources}
+    "${PROJECT_SOURCE_DIR}/cuda/src/registry.cu"
+    "${PROJECT_SOURCE_DIR}/cuda/src/kernel_api.cu")
   add_library(kvkit::cuda ALIAS kvkit_cuda)
   set_target_properties(kvkit_cuda PROPERTIES
     EXPORT_NAME cuda
@@ -139,4 +143,33 @@ function(kvkit_add_cuda_library)
   if(NOT MSVC)
     target_compile_options(kvkit_cuda PRIVATE "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>")
   endif()
+  if(KVKIT_CUDA_PTXAS_VERBOSE)
+    target_compile_options(kvkit_cuda PRIVATE "$<$<COMPILE_LANGUAGE:CUDA>:-Xptxas=-v>")
+  endif()
+
+  # The GPU benchmarks report every figure beside a cuBLAS GEMM rate measured in the same run.
+  if(KVKIT_BUILD_BENCHMARKS)
+    cmake_language(DEFER DIRECTORY "${PROJECT_SOURCE_DIR}" CALL kvkit_link_cuda_benchmarks)
+  endif()
+endfunction()
+
+option(KVKIT_CUDA_PTXAS_VERBOSE
+  "Print ptxas register, shared-memory and spill reports for kvkit::cuda (-Xptxas=-v)" OFF)
+
+# kvkit_link_cuda_benchmarks()
+# Runs at the end of the top-level directory (deferred by kvkit_add_cuda_library), after
+# benchmarks/ has defined its targets: links cuBLAS into the benchmarks built from
+# benchmarks/cuda/ (kvkit_bench_cuda_*) and tells them so with KVKIT_HAVE_CUBLAS. Without
+# CUDA::cublas they still build, and their GEMM limit benchmark reports that it was skipped.
+function(kvkit_link_cuda_benchmarks)
+  if(NOT TARGET CUDA::cublas OR NOT EXISTS "${PROJECT_SOURCE_DIR}/benchmarks/CMakeLists.txt")
+    return()
+  endif()
+  get_property(_targets DIRECTORY "${PROJECT_SOURCE_DIR}/benchmarks" PROPERTY BUILDSYSTEM_TARGETS)
+  foreach(_target IN LISTS _targets)
+    if(_target MATCHES "^kvkit_bench_cuda_")
+      target_link_libraries(${_target} PRIVATE CUDA::cublas)
+      target_compile_definitions(${_target} PRIVATE KVKIT_HAVE_CUBLAS=1)
+    endif()
+  endforeach()
 endfunction()

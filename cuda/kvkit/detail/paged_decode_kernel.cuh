@@ -1,0 +1,347 @@
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+// Paged decode attention kernels (internal). See <kvkit/paged_decode.hpp>.
+//
+// CTA = (split, K/V head x head chunk, sequence), 128 threads arranged as bdy token lanes of bdx
+// threads; each thread owns 8 consecutive elements (one 16-byte vector) of the head dimension.
+// A thread loads with cp.async exactly the K/V vectors it later reads, so the double-buffered
+// tiles need no CTA barrier; the bdx threads of a token lane reduce dot products by shuffles.
+// Each token lane keeps its own online softmax (m, d, acc) for up to 8 query heads; the lanes
+// are merged through shared memory at the end.
+#pragma once
+
+#include <kvkit/detail/common.cuh>
+
+#include <cstdint>
+
+namespace kvkit::detail {
+
+template <int HeadDim>
+struct decode_traits {
+  static constexpr int vec = 8;              // elements per 16-byte vector
+  static constexpr int bdx = HeadDim / vec;  // threads across one row: 8, 16, 32
+  static constexpr int threads = 128;
+  static constexpr int bdy = threads / bdx;           // token lanes: 16, 8, 4
+  static constexpr int tokens_per_lane = 4;           // rows per lane per tile
+  static constexpr int tile = bdy * tokens_per_lane;  // tokens per tile: 64, 32, 16
+  static constexpr int max_group = 8;                 // query heads per CTA
+  static constexpr int stages = 2;
+  static constexpr int tile_bytes = tile * HeadDim * 2;               // 8 KiB
+  static constexpr int pipe_bytes = stages * 2 * tile_bytes;          // 32 KiB
+  static constexpr int reduce_bytes = bdy * max_group * HeadDim * 4;  // 32 KiB
+  static constexpr int smem_bytes = pipe_bytes > reduce_bytes ? pipe_bytes : reduce_bytes;
+  static_assert(HeadDim % 64 == 0 && bdx <= 32 && 32 % bdx == 0, "head_dim 64, 128 or 256");
+};
+
+struct decode_params {
+  const void* q;
+  void* o;
+  float* lse;
+  paged_kv<const void> kv;
+  std::uint32_t num_qo_heads;
+  std::uint32_t group;        // query heads per K/V head
+  std::uint32_t head_chunks;  // ceil(group / max_group)
+  std::uint32_t num_splits;
+  std::uint32_t split_tokens;
+  float scale_log2;    // softmax scale * log2(e)
+  float* partial_o;    // [batch][num_splits][num_qo_heads][head_dim] (num_splits > 1)
+  float* partial_lse;  // [batch][num_splits][num_qo_heads]
+};
+
+template <int HeadDim, class DT>
+__global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p) {
+  using tr = decode_traits<HeadDim>;
+  constexpr int bdx = tr::bdx;
+  constexpr int bdy = tr::bdy;
+  constexpr int G = tr::max_group;
+  constexpr int TPL = tr::tokens_per_lane;
+
+  __shared__ alignas(16) unsigned char smem[tr::smem_bytes];
+  __shared__ float red_m[bdy][G];
+  __shared__ float red_d[bdy][G];
+
+  const int tx = threadIdx.x % bdx;
+  const int ty = threadIdx.x / bdx;
+  const std::uint32_t split = blockIdx.x;
+  const std::uint32_t kvh = blockIdx.y / p.head_chunks;
+  const std::uint32_t chunk = blockIdx.y % p.head_chunks;
+  const std::uint32_t b = blockIdx.z;
+
+  const std::uint32_t head0 = kvh * p.group + chunk * G;
+  const std::uint32_t nh_u = p.group - chunk * G;
+  const int nh = nh_u < G ? static_cast<int>(nh_u) : G;
+
+  const std::uint32_t kv_len = p.kv.kv_len[b];
+  std::uint32_t begin = split * p.split_tokens;
+  std::uint32_t end = split + 1 == p.num_splits ? kv_len : begin + p.split_tokens;
+  if (end > kv_len)
+    end = kv_len;
+  if (begin > end)
+    begin = end;
+
+  // Queries of the group, pre-scaled into the log2 domain.
+  float q[G][8];
+  const DT* qbase = static_cast<const DT*>(p.q);
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    if (g < nh) {
+      const uint4 v = *reinterpret_cast<const uint4*>(
+          qbase + (std::size_t{b} * p.num_qo_heads + head0 + g) * HeadDim + tx * 8);
+      unpack8<DT>(v, q[g]);
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        q[g][e] *= p.scale_log2;
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        q[g][e] = 0.0f;
+    }
+  }
+
+  float m[G], d[G], acc[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    m[g] = neg_inf;
+    d[g] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      acc[g][e] = 0.0f;
+  }
+
+  const DT* kpool = static_cast<const DT*>(p.kv.k);
+  const DT* vpool = static_cast<const DT*>(p.kv.v);
+  const std::uint32_t* pages = p.kv.indices + p.kv.indptr[b];
+  const std::uint32_t bs = p.kv.block_size;
+  const std::uint32_t hkv = p.kv.num_kv_heads;
+  const bool hnd = p.kv.order == kv_order::hnd;
+
+  // Stage s, K (kv = 0) or V (kv = 1), row r, vector tx.
+  uint4* const pipe = reinterpret_cast<uint4*>(smem);
+  auto slot_ptr = [&](int stage, int kv, int r) {
+    return pipe + ((stage * 2 + kv) * tr::tile + r) * bdx + tx;
+  };
+  auto load_tile = [&](std::uint32_t tile_begin, int stage) {
+#pragma unroll
+    for (int j = 0; j < TPL; ++j) {
+      const int r = ty + j * bdy;
+      const std::uint32_t t = tile_begin + r;
+      const bool valid = t < end;
+      std::size_t off = 0;
+      if (valid) {
+        off = page_offset(pages[t / bs], t % bs, kvh, bs, hkv, HeadDim, hnd) + tx * 8;
+      }
+      cp_async_16(slot_ptr(stage, 0, r), kpool + off, valid);
+      cp_async_16(slot_ptr(stage, 1, r), vpool + off, valid);
+    }
+  };
+
+  const std::uint32_t num_tiles = (end - begin + tr::tile - 1) / tr::tile;
+  if (num_tiles > 0)
+    load_tile(begin, 0);
+  cp_async_commit();
+
+  for (std::uint32_t it = 0; it < num_tiles; ++it) {
+    const int stage = static_cast<int>(it & 1u);
+    const std::uint32_t tile_begin = begin + it * tr::tile;
+    if (it + 1 < num_tiles)
+      load_tile(tile_begin + tr::tile, stage ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();  // this thread's copies of tile `it` have landed
+
+    float s[G][TPL];
+#pragma unroll
+    for (int j = 0; j < TPL; ++j) {
+      float kf[8];
+      unpack8<DT>(*slot_ptr(stage, 0, ty + j * bdy), kf);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float acc_dot = 0.0f;
+        if (g < nh) {  // uniform across the CTA
+#pragma unroll
+          for (int e = 0; e < 8; ++e)
+            acc_dot = fmaf(q[g][e], kf[e], acc_dot);
+        }
+        s[g][j] = acc_dot;
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      if (g < nh) {  // uniform across the CTA
+#pragma unroll
+        for (int j = 0; j < TPL; ++j) {
+#pragma unroll
+          for (int off = bdx / 2; off > 0; off /= 2) {
+            s[g][j] += __shfl_xor_sync(0xffffffffu, s[g][j], off);
+          }
+        }
+      }
+    }
+
+#pragma unroll
+    for (int j = 0; j < TPL; ++j) {
+      if (tile_begin + ty + j * bdy >= end) {
+#pragma unroll
+        for (int g = 0; g < G; ++g)
+          s[g][j] = neg_inf;
+      }
+    }
+
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      if (g >= nh)
+        continue;
+      float mx = m[g];
+#pragma unroll
+      for (int j = 0; j < TPL; ++j)
+        mx = fmaxf(mx, s[g][j]);
+      const float m_use = mx == neg_inf ? 0.0f : mx;
+      const float corr = fast_exp2(m[g] - m_use);
+      m[g] = mx;
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < TPL; ++j) {
+        s[g][j] = fast_exp2(s[g][j] - m_use);
+        sum += s[g][j];
+      }
+      d[g] = d[g] * corr + sum;
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        acc[g][e] *= corr;
+    }
+
+#pragma unroll
+    for (int j = 0; j < TPL; ++j) {
+      float vf[8];
+      unpack8<DT>(*slot_ptr(stage, 1, ty + j * bdy), vf);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        if (g < nh) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e)
+            acc[g][e] = fmaf(s[g][j], vf[e], acc[g][e]);
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // the pipeline buffers become the reduction buffer
+
+  float* red_acc = reinterpret_cast<float*>(smem);  // [bdy][G][HeadDim]
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    if (g < nh) {
+      float* dst = red_acc + (ty * G + g) * HeadDim + tx * 8;
+      reinterpret_cast<float4*>(dst)[0] = make_float4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
+      reinterpret_cast<float4*>(dst)[1] = make_float4(acc[g][4], acc[g][5], acc[g][6], acc[g][7]);
+      if (tx == 0) {
+        red_m[ty][g] = m[g];
+        red_d[ty][g] = d[g];
+      }
+    }
+  }
+  __syncthreads();
+
+  for (int idx = threadIdx.x; idx < nh * bdx; idx += tr::threads) {
+    const int g = idx / bdx;
+    const int x = idx % bdx;
+    float mx = neg_inf;
+#pragma unroll
+    for (int y = 0; y < bdy; ++y)
+      mx = fmaxf(mx, red_m[y][g]);
+    float out[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float lse_nat = neg_inf;
+    if (mx != neg_inf) {
+      float den = 0.0f;
+#pragma unroll
+      for (int y = 0; y < bdy; ++y) {
+        const float w = fast_exp2(red_m[y][g] - mx);
+        den += w * red_d[y][g];
+        const float* src = red_acc + (y * G + g) * HeadDim + x * 8;
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+          out[e] += w * src[e];
+      }
+      const float inv = 1.0f / den;
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        out[e] *= inv;
+      lse_nat = (mx + log2f(den)) * ln2;
+    }
+    const std::uint32_t head = head0 + g;
+    if (p.num_splits == 1) {
+      DT* obase = static_cast<DT*>(p.o);
+      *reinterpret_cast<uint4*>(obase + (std::size_t{b} * p.num_qo_heads + head) * HeadDim +
+                                x * 8) = pack8<DT>(out);
+      if (p.lse != nullptr && x == 0)
+        p.lse[std::size_t{b} * p.num_qo_heads + head] = lse_nat;
+    } else {
+      const std::size_t row = (std::size_t{b} * p.num_splits + split) * p.num_qo_heads + head;
+      float4* dst = reinterpret_cast<float4*>(p.partial_o + row * HeadDim + x * 8);
+      dst[0] = make_float4(out[0], out[1], out[2], out[3]);
+      dst[1] = make_float4(out[4], out[5], out[6], out[7]);
+      if (x == 0)
+        p.partial_lse[row] = lse_nat;
+    }
+  }
+}
+
+struct decode_merge_params {
+  const float* partial_o;
+  const float* partial_lse;
+  void* o;
+  float* lse;
+  std::uint32_t batch;
+  std::uint32_t num_qo_heads;
+  std::uint32_t num_splits;
+};
+
+// One row (sequence, query head) per bdx threads; each thread merges 8 elements over the splits.
+template <int HeadDim, class DT>
+__global__ void __launch_bounds__(128) decode_merge_kernel(const decode_merge_params p) {
+  constexpr int bdx = HeadDim / 8;
+  const std::uint64_t rows = std::uint64_t{p.batch} * p.num_qo_heads;
+  const std::uint64_t total = rows * bdx;
+  for (std::uint64_t idx = blockIdx.x * std::uint64_t{blockDim.x} + threadIdx.x; idx < total;
+       idx += std::uint64_t{gridDim.x} * blockDim.x) {
+    const std::uint64_t row = idx / bdx;  // b * num_qo_heads + head
+    const int x = static_cast<int>(idx % bdx);
+    const std::uint64_t b = row / p.num_qo_heads;
+    const std::uint64_t head = row % p.num_qo_heads;
+    auto prow = [&](std::uint32_t s) {
+      return (b * p.num_splits + s) * p.num_qo_heads + head;
+    };
+    float mx = neg_inf;
+    for (std::uint32_t s = 0; s < p.num_splits; ++s)
+      mx = fmaxf(mx, p.partial_lse[prow(s)]);
+    float out[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float lse_nat = neg_inf;
+    if (mx != neg_inf) {
+      float den = 0.0f;
+      for (std::uint32_t s = 0; s < p.num_splits; ++s) {
+        const float w = fast_exp2((p.partial_lse[prow(s)] - mx) * log2e);
+        den += w;
+        const float4* src =
+            reinterpret_cast<const float4*>(p.partial_o + prow(s) * HeadDim + x * 8);
+        const float4 a = src[0];
+        const float4 c = src[1];
+        out[0] += w * a.x;
+        out[1] += w * a.y;
+        out[2] += w * a.z;
+        out[3] += w * a.w;
+        out[4] += w * c.x;
+        out[5] += w * c.y;
+        out[6] += w * c.z;
+        out[7] += w * c.w;
+      }
+      const float inv = 1.0f / den;
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        out[e] *= inv;
+      lse_nat = mx + logf(den);
+    }
+    *reinterpret_cast<uint4*>(static_cast<DT*>(p.o) + row * HeadDim + x * 8) = pack8<DT>(out);
+    if (p.lse != nullptr && x == 0)
+      p.lse[row] = lse_nat;
+  }
+}
+
+}  // namespace kvkit::detail
