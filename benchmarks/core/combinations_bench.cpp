@@ -92,7 +92,8 @@ void BM_Combination_Hit(benchmark::State& state) {
     if (!run_request(state, cache, prompt))
       return;
   }
-  if (cache.stats().hit_blocks != static_cast<std::uint64_t>(state.iterations()) * (kPromptBlocks - 1))
+  if (cache.stats().hit_blocks !=
+      static_cast<std::uint64_t>(state.iterations()) * (kPromptBlocks - 1))
     state.SkipWithError("the cached prompt did not hit every eligible block");
   per_block(state);
 }
@@ -121,8 +122,7 @@ void BM_Combination_Miss(benchmark::State& state) {
   state.counters["evictions_per_s"] = benchmark::Counter(
       static_cast<double>(st.evictions - evictions_before), benchmark::Counter::kIsRate);
   state.counters["meta_B_per_block"] =
-      st.blocks_cached == 0 ? 0.0
-                            : static_cast<double>(st.metadata_bytes) / st.blocks_cached;
+      st.blocks_cached == 0 ? 0.0 : static_cast<double>(st.metadata_bytes) / st.blocks_cached;
 }
 
 // ---- baseline: chained hash + std::unordered_map ---------------------------------------------

@@ -44,8 +44,8 @@ constexpr std::uint64_t kNsKey = 0x1234;
 /// Tokens of every block, and the parent of every registered block: what a cache stores to
 /// verify a candidate.
 struct block_store {
-  std::vector<kvkit::token_id> tokens = std::vector<kvkit::token_id>(
-      std::size_t{kCapacity} * kBlockSize);
+  std::vector<kvkit::token_id> tokens =
+      std::vector<kvkit::token_id>(std::size_t{kCapacity} * kBlockSize);
   std::vector<std::uint32_t> parent = std::vector<std::uint32_t>(kCapacity, kvkit::invalid_block);
 
   std::span<const kvkit::token_id> of(kvkit::block_id b) const {
@@ -126,9 +126,9 @@ void BM_Matcher_Find(benchmark::State& state) {
   }
   if (found != static_cast<std::uint64_t>(state.iterations()) * kChainBlocks)
     state.SkipWithError("a cached block was not found");
-  state.counters["ns_per_block"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * kChainBlocks),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_block"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * kChainBlocks),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 template <class Matcher>
@@ -140,9 +140,9 @@ void BM_Matcher_InsertErase(benchmark::State& state) {
     for (std::uint32_t k = kChainBlocks; k > 0; --k)
       f.m.erase(first + k - 1);
   }
-  state.counters["ns_per_block"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * kChainBlocks),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_block"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * kChainBlocks),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 // ---- baseline: std::unordered_map keyed by the chained block hash ----------------------------
@@ -191,9 +191,9 @@ void BM_Matcher_Find_unordered_map(benchmark::State& state) {
   }
   if (found != static_cast<std::uint64_t>(state.iterations()) * kChainBlocks)
     state.SkipWithError("a cached block was not found");
-  state.counters["ns_per_block"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * kChainBlocks),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_block"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * kChainBlocks),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 void BM_Matcher_InsertErase_unordered_map(benchmark::State& state) {
@@ -209,9 +209,9 @@ void BM_Matcher_InsertErase_unordered_map(benchmark::State& state) {
     for (std::uint32_t k = kChainBlocks; k > 0; --k)
       f.map.erase(keys[k - 1]);
   }
-  state.counters["ns_per_block"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * kChainBlocks),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_block"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * kChainBlocks),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 }  // namespace

@@ -9,12 +9,6 @@
 //       --plot out/hit_rate --out out/hit_rate.csv      (one command line)
 //
 // See replay.hpp for how traces are replayed.
-#include "replay.hpp"
-
-#include <CLI/CLI.hpp>
-
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -26,7 +20,11 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <unistd.h>
 #include <vector>
+
+#include "replay.hpp"
+#include <CLI/CLI.hpp>
 
 namespace {
 
@@ -217,8 +215,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--allocator", allocators, "Allocator name(s), comma-separated")
       ->capture_default_str();
-  app.add_option("--matcher", matchers, "Matcher name(s), comma-separated")
-      ->capture_default_str();
+  app.add_option("--matcher", matchers, "Matcher name(s), comma-separated")->capture_default_str();
   app.add_option("--eviction", evictions, "Eviction policy name(s), comma-separated")
       ->capture_default_str();
   app.add_flag("--all", all, "Every allocator x matcher x eviction combination");
@@ -327,8 +324,7 @@ int main(int argc, char** argv) {
       char* end = nullptr;
       const double v = std::strtod(f.c_str(), &end);
       if (end == f.c_str() || *end != '\0' || !(v > 0)) {
-        std::cerr << "kvkit-replay: --capacity-fractions: '" << f
-                  << "' is not a positive number\n";
+        std::cerr << "kvkit-replay: --capacity-fractions: '" << f << "' is not a positive number\n";
         return 2;
       }
       caps.push_back({std::max<std::uint64_t>(
@@ -406,7 +402,9 @@ int main(int argc, char** argv) {
   ro.ttl_ms = ttl_ms;
   ro.class_priorities = prio;
   ro.check_invariants = check;
-  ro.progress = [&](std::size_t done, std::size_t total) { bar.update(done, total); };
+  ro.progress = [&](std::size_t done, std::size_t total) {
+    bar.update(done, total);
+  };
 
   std::vector<rp::replay_result> results;
   const std::size_t runs = as.size() * ms.size() * es.size() * caps.size();
@@ -442,8 +440,8 @@ int main(int argc, char** argv) {
             std::cerr << r.policy << " capacity " << r.capacity << " (" << c.kind
                       << "): block hit rate " << std::fixed << std::setprecision(2)
                       << 100 * r.block_hit_rate() << "%, token hit rate "
-                      << 100 * r.token_hit_rate() << "%, evictions " << r.evictions
-                      << ", queued " << r.queued << ", rejected " << r.rejected << ", "
+                      << 100 * r.token_hit_rate() << "%, evictions " << r.evictions << ", queued "
+                      << r.queued << ", rejected " << r.rejected << ", "
                       << r.lookups_per_sec() / 1e6 << " M block lookups/s\n"
                       << std::defaultfloat;
             if (r.classes.size() > 1) {
@@ -451,8 +449,8 @@ int main(int argc, char** argv) {
                 if (r.classes[k].requests == 0)
                   continue;
                 const auto& cf = r.classes[k];
-                std::cerr << "  class " << (k < t.class_names.size() ? t.class_names[k]
-                                                                      : std::to_string(k))
+                std::cerr << "  class "
+                          << (k < t.class_names.size() ? t.class_names[k] : std::to_string(k))
                           << ": " << cf.requests << " requests, token hit rate " << std::fixed
                           << std::setprecision(2)
                           << (cf.query_tokens ? 100.0 * cf.hit_tokens / cf.query_tokens : 0.0)
@@ -476,8 +474,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (!quiet)
-      std::cerr << "kvkit-replay: wrote " << plot_prefix << ".png and " << plot_prefix
-                << ".svg\n";
+      std::cerr << "kvkit-replay: wrote " << plot_prefix << ".png and " << plot_prefix << ".svg\n";
   }
   return 0;
 }

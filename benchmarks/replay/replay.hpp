@@ -64,17 +64,17 @@ enum class error_mode : std::uint8_t { stop, skip };
 
 /// One request of a trace, ready to replay.
 struct request {
-  std::uint32_t line = 0;           ///< 1-based line number in the trace file.
-  double arrival_ms = 0;            ///< Arrival time.
-  std::vector<token_id> prompt;     ///< Cache tokens of the prompt (mooncake: hash ids + query).
-  std::uint32_t eligible_blocks = 0;     ///< Prompt blocks that can hit.
-  std::uint64_t input_tokens = 0;        ///< Real prompt tokens.
-  std::uint32_t last_block_tokens = 0;   ///< Mooncake: real tokens of the last trace block.
-  std::uint32_t output_tokens = 0;       ///< Real output tokens.
-  std::uint32_t output_cache_tokens = 0; ///< Unique tokens appended to the cache as output.
-  std::uint64_t tenant_salt = 0;         ///< Tenant salt (0: shared).
-  std::uint64_t session_id = 0;          ///< Session (0: none).
-  std::uint32_t request_class = 0;       ///< Class (tier).
+  std::uint32_t line = 0;             ///< 1-based line number in the trace file.
+  double arrival_ms = 0;              ///< Arrival time.
+  std::vector<token_id> prompt;       ///< Cache tokens of the prompt (mooncake: hash ids + query).
+  std::uint32_t eligible_blocks = 0;  ///< Prompt blocks that can hit.
+  std::uint64_t input_tokens = 0;     ///< Real prompt tokens.
+  std::uint32_t last_block_tokens = 0;    ///< Mooncake: real tokens of the last trace block.
+  std::uint32_t output_tokens = 0;        ///< Real output tokens.
+  std::uint32_t output_cache_tokens = 0;  ///< Unique tokens appended to the cache as output.
+  std::uint64_t tenant_salt = 0;          ///< Tenant salt (0: shared).
+  std::uint64_t session_id = 0;           ///< Session (0: none).
+  std::uint32_t request_class = 0;        ///< Class (tier).
 };
 
 /// A parsed trace.
@@ -83,10 +83,10 @@ struct trace {
   std::uint32_t trace_block_size = 512;          ///< Mooncake: real tokens per hash id.
   std::uint32_t cache_block_size = 1;            ///< Tokens per cache block.
   std::vector<request> requests;                 ///< In file order.
-  std::uint64_t distinct_blocks = 0;   ///< Working set: distinct cacheable prompt blocks.
-  std::uint64_t total_lookups = 0;     ///< Sum of eligible blocks.
-  std::vector<std::string> skipped;    ///< Messages of skipped lines (error_mode::skip).
-  std::vector<std::string> class_names;  ///< Names of string classes, by class number.
+  std::uint64_t distinct_blocks = 0;             ///< Working set: distinct cacheable prompt blocks.
+  std::uint64_t total_lookups = 0;               ///< Sum of eligible blocks.
+  std::vector<std::string> skipped;              ///< Messages of skipped lines (error_mode::skip).
+  std::vector<std::string> class_names;          ///< Names of string classes, by class number.
 };
 
 /// How to read a trace.
@@ -121,17 +121,17 @@ struct class_figures {
 
 /// What a replay measured.
 struct replay_result {
-  std::string policy;              ///< "allocator/matcher/eviction".
-  std::uint64_t capacity = 0;      ///< Cache blocks in the pool.
-  bool unlimited = false;          ///< Capacity was sized so that nothing is ever evicted.
-  std::uint64_t requests = 0;      ///< Requests completed.
-  std::uint64_t queued = 0;        ///< Requests that waited for blocks.
-  std::uint64_t rejected = 0;      ///< Requests that never fit.
-  std::uint64_t lookup_blocks = 0; ///< Prompt blocks looked up (eligible to hit).
-  std::uint64_t hit_blocks = 0;    ///< Of those, hits.
-  std::uint64_t query_tokens = 0;  ///< Real prompt tokens of completed requests.
-  std::uint64_t hit_tokens = 0;    ///< Of those, served from the cache (tokens saved).
-  std::uint64_t evictions = 0;     ///< Cached blocks evicted.
+  std::string policy;                    ///< "allocator/matcher/eviction".
+  std::uint64_t capacity = 0;            ///< Cache blocks in the pool.
+  bool unlimited = false;                ///< Capacity was sized so that nothing is ever evicted.
+  std::uint64_t requests = 0;            ///< Requests completed.
+  std::uint64_t queued = 0;              ///< Requests that waited for blocks.
+  std::uint64_t rejected = 0;            ///< Requests that never fit.
+  std::uint64_t lookup_blocks = 0;       ///< Prompt blocks looked up (eligible to hit).
+  std::uint64_t hit_blocks = 0;          ///< Of those, hits.
+  std::uint64_t query_tokens = 0;        ///< Real prompt tokens of completed requests.
+  std::uint64_t hit_tokens = 0;          ///< Of those, served from the cache (tokens saved).
+  std::uint64_t evictions = 0;           ///< Cached blocks evicted.
   std::uint64_t peak_blocks_in_use = 0;  ///< Most blocks allocated or cached at once.
   std::size_t metadata_bytes = 0;        ///< Bookkeeping bytes of the cache and its policies.
   std::size_t max_queue = 0;             ///< Longest wait queue.
@@ -227,8 +227,7 @@ inline std::optional<std::string> read_count(const nlohmann::json& j, const char
   return std::nullopt;
 }
 
-inline std::optional<std::string> read_time(const nlohmann::json& j, bool required,
-                                             double* out) {
+inline std::optional<std::string> read_time(const nlohmann::json& j, bool required, double* out) {
   auto it = j.find("timestamp");
   if (it == j.end()) {
     *out = 0;
@@ -252,8 +251,7 @@ inline std::optional<std::string> read_tokens(const nlohmann::json& arr, const c
   std::size_t i = 0;
   for (const auto& v : arr) {
     if (!v.is_number_integer())
-      return std::string(key) + "[" + std::to_string(i) + "] must be an integer, got " +
-             v.dump();
+      return std::string(key) + "[" + std::to_string(i) + "] must be an integer, got " + v.dump();
     const bool in_range = v.is_number_unsigned()
                               ? v.get<std::uint64_t>() <= max_token
                               : v.get<std::int64_t>() >= 0 &&
@@ -430,9 +428,8 @@ inline result<trace> parse_trace(std::istream& in, const parse_options& opt = {}
 inline std::uint64_t unlimited_capacity(const trace& t) {
   std::uint64_t total = 0;
   for (const auto& r : t.requests)
-    total += (r.prompt.size() + r.output_cache_tokens + t.cache_block_size - 1) /
-                 t.cache_block_size +
-             1;
+    total +=
+        (r.prompt.size() + r.output_cache_tokens + t.cache_block_size - 1) / t.cache_block_size + 1;
   return std::max<std::uint64_t>(total, 1);
 }
 
@@ -441,7 +438,9 @@ namespace detail {
 template <class Options>
 void set_clock(Options& o, const std::shared_ptr<std::int64_t>& now_ns) {
   if constexpr (requires { o.now = std::function<std::chrono::nanoseconds()>{}; }) {
-    o.now = [now_ns] { return std::chrono::nanoseconds(*now_ns); };
+    o.now = [now_ns] {
+      return std::chrono::nanoseconds(*now_ns);
+    };
   }
 }
 
@@ -492,8 +491,8 @@ class replayer {
   }
 
   error fail(const request& r, const char* what, const std::string& msg) {
-    return error{errc::invalid_argument, "kvkit-replay: line " + std::to_string(r.line) + ": " +
-                                             what + ": " + msg};
+    return error{errc::invalid_argument,
+                 "kvkit-replay: line " + std::to_string(r.line) + ": " + what + ": " + msg};
   }
 
   /// Admits @p r (prompt plus reserved output), commits the prompt and records its figures.
@@ -512,8 +511,8 @@ class replayer {
       out_.resize(r.output_cache_tokens);
       for (auto& tok : out_) {
         tok = static_cast<token_id>(next_unique_);
-        next_unique_ = next_unique_ == std::numeric_limits<token_id>::min() ? unique_base_
-                                                                            : next_unique_ - 1;
+        next_unique_ =
+            next_unique_ == std::numeric_limits<token_id>::min() ? unique_base_ : next_unique_ - 1;
       }
       if (auto s = cache_.append(adm->id, out_); !s.ok()) {
         // Roll back: nothing of this attempt was committed, so finishing registers nothing.
@@ -531,8 +530,8 @@ class replayer {
     std::uint64_t hit_blocks = 0;
     if (t_.format == trace_format::mooncake) {
       hit_blocks = cached;  // block size 1: one cache token per trace block
-      hit_tokens = cached < r.eligible_blocks ? std::uint64_t{cached} * t_.trace_block_size
-                                              : r.input_tokens;
+      hit_tokens =
+          cached < r.eligible_blocks ? std::uint64_t{cached} * t_.trace_block_size : r.input_tokens;
     } else {
       hit_blocks = cached / t_.cache_block_size;
       hit_tokens = cached;

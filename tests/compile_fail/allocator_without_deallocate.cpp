@@ -4,15 +4,15 @@
 // Compiling with -DKVKIT_COMPILE_FAIL_CONTROL adds the missing member back; the file then compiles,
 // which shows that nothing else in it is broken.
 
-#include <cstddef>
-#include <cstdint>
-#include <span>
-
 #include <kvkit/allocator/free_list.hpp>
 #include <kvkit/eviction/lru.hpp>
 #include <kvkit/matcher/hash.hpp>
 #include <kvkit/prefix_cache.hpp>
 #include <kvkit/storage.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
 
 struct bad_allocator {
   explicit bad_allocator(std::uint32_t) {}
@@ -20,10 +20,13 @@ struct bad_allocator {
 #ifdef KVKIT_COMPILE_FAIL_CONTROL
   void deallocate(kvkit::block_id) {}
 #endif
-  std::uint32_t free_count() const { return 0; }
+  std::uint32_t free_count() const {
+    return 0;
+  }
 };
 
-using cache = kvkit::prefix_cache<bad_allocator, kvkit::hash_matcher, kvkit::lru_eviction, kvkit::no_storage>;
+using cache =
+    kvkit::prefix_cache<bad_allocator, kvkit::hash_matcher, kvkit::lru_eviction, kvkit::no_storage>;
 
 int main() {
   [[maybe_unused]] cache* p = nullptr;

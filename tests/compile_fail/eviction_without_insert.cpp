@@ -4,15 +4,15 @@
 // Compiling with -DKVKIT_COMPILE_FAIL_CONTROL adds the missing member back; the file then compiles,
 // which shows that nothing else in it is broken.
 
-#include <cstddef>
-#include <cstdint>
-#include <span>
-
 #include <kvkit/allocator/free_list.hpp>
 #include <kvkit/eviction/lru.hpp>
 #include <kvkit/matcher/hash.hpp>
 #include <kvkit/prefix_cache.hpp>
 #include <kvkit/storage.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
 
 struct bad_eviction {
   explicit bad_eviction(std::uint32_t) {}
@@ -20,11 +20,16 @@ struct bad_eviction {
   void insert(kvkit::block_id) {}
 #endif
   void erase(kvkit::block_id) {}
-  kvkit::block_id victim() { return kvkit::invalid_block; }
-  std::uint32_t size() const { return 0; }
+  kvkit::block_id victim() {
+    return kvkit::invalid_block;
+  }
+  std::uint32_t size() const {
+    return 0;
+  }
 };
 
-using cache = kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::hash_matcher, bad_eviction, kvkit::no_storage>;
+using cache = kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::hash_matcher, bad_eviction,
+                                  kvkit::no_storage>;
 
 int main() {
   [[maybe_unused]] cache* p = nullptr;

@@ -4,15 +4,15 @@
 // Compiling with -DKVKIT_COMPILE_FAIL_CONTROL adds the missing member back; the file then compiles,
 // which shows that nothing else in it is broken.
 
-#include <cstddef>
-#include <cstdint>
-#include <span>
-
 #include <kvkit/allocator/free_list.hpp>
 #include <kvkit/eviction/lru.hpp>
 #include <kvkit/matcher/hash.hpp>
 #include <kvkit/prefix_cache.hpp>
 #include <kvkit/storage.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
 
 struct bad_matcher {
   bad_matcher(std::uint32_t, std::uint64_t) {}
@@ -22,14 +22,17 @@ struct bad_matcher {
   cursor root(std::uint32_t, std::uint64_t key) const { return cursor{key}; }
   cursor child(const cursor& c, std::span<const kvkit::token_id>) const { return c; }
   template <class Verify>
-  kvkit::block_id find(const cursor&, Verify&&) const { return kvkit::invalid_block; }
+  kvkit::block_id find(const cursor&, Verify&&) const {
+    return kvkit::invalid_block;
+  }
 #ifdef KVKIT_COMPILE_FAIL_CONTROL
   void insert(const cursor&, kvkit::block_id) {}
 #endif
   void erase(kvkit::block_id) {}
 };
 
-using cache = kvkit::prefix_cache<kvkit::free_list_allocator, bad_matcher, kvkit::lru_eviction, kvkit::no_storage>;
+using cache = kvkit::prefix_cache<kvkit::free_list_allocator, bad_matcher, kvkit::lru_eviction,
+                                  kvkit::no_storage>;
 
 int main() {
   [[maybe_unused]] cache* p = nullptr;

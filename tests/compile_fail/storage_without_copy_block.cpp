@@ -4,26 +4,29 @@
 // Compiling with -DKVKIT_COMPILE_FAIL_CONTROL adds the missing member back; the file then compiles,
 // which shows that nothing else in it is broken.
 
-#include <cstddef>
-#include <cstdint>
-#include <span>
-
 #include <kvkit/allocator/free_list.hpp>
 #include <kvkit/eviction/lru.hpp>
 #include <kvkit/matcher/hash.hpp>
 #include <kvkit/prefix_cache.hpp>
 #include <kvkit/storage.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
 struct bad_storage {
   const kvkit::kv_layout& layout() const { return layout_; }
 #ifdef KVKIT_COMPILE_FAIL_CONTROL
   void copy_block(kvkit::block_id, kvkit::block_id) {}
 #endif
-  std::size_t bytes() const { return 0; }
+  std::size_t bytes() const {
+    return 0;
+  }
   kvkit::kv_layout layout_;
 };
 
-using cache = kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::hash_matcher, kvkit::lru_eviction, bad_storage>;
+using cache = kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::hash_matcher,
+                                  kvkit::lru_eviction, bad_storage>;
 
 int main() {
   [[maybe_unused]] cache* p = nullptr;

@@ -1,13 +1,13 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 // The allocator conformance suite over every allocator policy, plus policy-specific order checks.
 
-#include <gtest/gtest.h>
+#include "support/allocator_conformance.hpp"
 
 #include <kvkit/allocator/fifo_free.hpp>
 #include <kvkit/allocator/free_list.hpp>
 #include <kvkit/allocator/lowest_index.hpp>
 
-#include "support/allocator_conformance.hpp"
+#include <gtest/gtest.h>
 
 namespace kvkit::test {
 namespace {
@@ -28,7 +28,8 @@ TEST(FreeListAllocator, HandsOutBlockZeroFirstThenAscending) {
 
 TEST(FreeListAllocator, MostRecentlyFreedComesFirst) {
   free_list_allocator a(4);
-  for (int i = 0; i < 4; ++i) (void)a.allocate();
+  for (int i = 0; i < 4; ++i)
+    (void)a.allocate();
   a.deallocate(2);
   a.deallocate(0);
   a.deallocate(3);

@@ -1,9 +1,7 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 // The eviction conformance suite over every eviction policy, plus each policy's own order.
 
-#include <vector>
-
-#include <gtest/gtest.h>
+#include "support/eviction_conformance.hpp"
 
 #include <kvkit/eviction/fifo.hpp>
 #include <kvkit/eviction/lfu.hpp>
@@ -12,7 +10,9 @@
 #include <kvkit/eviction/sieve.hpp>
 #include <kvkit/eviction/ttl.hpp>
 
-#include "support/eviction_conformance.hpp"
+#include <gtest/gtest.h>
+
+#include <vector>
 
 namespace kvkit::test {
 namespace {
@@ -23,19 +23,22 @@ INSTANTIATE_TYPED_TEST_SUITE_P(all, eviction_conformance, eviction_policies);
 
 std::vector<block_id> drain(lru_eviction& e) {
   std::vector<block_id> out;
-  for (block_id b = e.victim(); b != invalid_block; b = e.victim()) out.push_back(b);
+  for (block_id b = e.victim(); b != invalid_block; b = e.victim())
+    out.push_back(b);
   return out;
 }
 
 TEST(LruEviction, VictimsComeInInsertionOrder) {
   lru_eviction e(16);
-  for (block_id b : {7u, 3u, 12u, 0u, 9u}) e.insert(b);
+  for (block_id b : {7u, 3u, 12u, 0u, 9u})
+    e.insert(b);
   EXPECT_EQ(drain(e), (std::vector<block_id>{7, 3, 12, 0, 9}));
 }
 
 TEST(LruEviction, EraseAndReinsertMovesToTheMostRecentEnd) {
   lru_eviction e(16);
-  for (block_id b = 0; b < 6; ++b) e.insert(b);
+  for (block_id b = 0; b < 6; ++b)
+    e.insert(b);
   e.erase(0);  // head
   e.erase(3);  // middle
   e.erase(5);  // tail

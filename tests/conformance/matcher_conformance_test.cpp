@@ -2,18 +2,19 @@
 // The matcher conformance suite over every matcher policy, including a hash matcher whose hasher
 // makes every lookup collide; plus hash-matcher-specific checks.
 
-#include <cstdint>
-#include <set>
-#include <vector>
-
-#include <gtest/gtest.h>
+#include "support/matcher_conformance.hpp"
 
 #include <kvkit/matcher/hash.hpp>
 #include <kvkit/matcher/radix.hpp>
 #include <kvkit/matcher/session.hpp>
 
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <set>
+#include <vector>
+
 #include "support/colliding_hasher.hpp"
-#include "support/matcher_conformance.hpp"
 
 namespace kvkit::test {
 namespace {
@@ -37,20 +38,23 @@ TEST(CollidingHasher, HasOnlyTwoValues) {
     const std::vector<token_id> toks{t, 3, 4};
     seen.insert(h.chain(static_cast<std::uint64_t>(t) * 977, toks));
   }
-  EXPECT_EQ(seen, (std::set<std::uint64_t>{colliding_hasher::low_hash, colliding_hasher::high_hash}));
+  EXPECT_EQ(seen,
+            (std::set<std::uint64_t>{colliding_hasher::low_hash, colliding_hasher::high_hash}));
 }
 
 TEST(HashMatcher, BlocksWithTheSameKeyCoexistAndTheVerifierPicks) {
   hash_matcher m(16, 99);
   const auto key = m.child(m.root(16, 1234), std::vector<token_id>{1, 2, 3, 4});
-  for (block_id b = 0; b < 10; ++b) m.insert(key, b);
+  for (block_id b = 0; b < 10; ++b)
+    m.insert(key, b);
   EXPECT_EQ(m.size(), 10u);
   for (block_id want = 0; want < 10; ++want) {
     EXPECT_EQ(m.find(key, [&](block_id c) { return c == want; }), want);
   }
   EXPECT_EQ(m.find(key, [](block_id) { return false; }), invalid_block);
   // Erase half; the rest stay findable, the erased are gone.
-  for (block_id b = 0; b < 10; b += 2) m.erase(b);
+  for (block_id b = 0; b < 10; b += 2)
+    m.erase(b);
   EXPECT_EQ(m.size(), 5u);
   for (block_id want = 0; want < 10; ++want) {
     EXPECT_EQ(m.find(key, [&](block_id c) { return c == want; }),

@@ -1,11 +1,11 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 // The storage conformance suite over every host storage policy.
 
-#include <gtest/gtest.h>
+#include "support/storage_conformance.hpp"
 
 #include <kvkit/storage.hpp>
 
-#include "support/storage_conformance.hpp"
+#include <gtest/gtest.h>
 
 namespace kvkit::test {
 namespace {

@@ -3,17 +3,17 @@
 // policies and works. Its order (newest released first) offers parents before their children, so
 // the cache must evict the victim's whole subtree to leave no cached block unreachable.
 
-#include <algorithm>
-#include <cstdint>
-#include <vector>
-
-#include <gtest/gtest.h>
-
 #include <kvkit/allocator/free_list.hpp>
 #include <kvkit/eviction/lru.hpp>
 #include <kvkit/matcher/hash.hpp>
 #include <kvkit/prefix_cache.hpp>
 #include <kvkit/storage.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
 
 #include "support/cache_testing.hpp"
 #include "support/eviction_conformance.hpp"
@@ -28,7 +28,8 @@ class newest_first_eviction {
   void insert(kvkit::block_id b) { order_.push_back(b); }
   void erase(kvkit::block_id b) { order_.erase(std::find(order_.begin(), order_.end(), b)); }
   kvkit::block_id victim() {
-    if (order_.empty()) return kvkit::invalid_block;
+    if (order_.empty())
+      return kvkit::invalid_block;
     const kvkit::block_id b = order_.back();
     order_.pop_back();
     return b;
@@ -46,7 +47,6 @@ using custom_cache = kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::hash
                                          newest_first_eviction, kvkit::no_storage>;
 using lru_cache = kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::hash_matcher,
                                       kvkit::lru_eviction, kvkit::no_storage>;
-
 
 TEST(CustomEvictionPolicy, ComposesAndServesHits) {
   using kvkit::test::iota_tokens;
@@ -118,5 +118,6 @@ TEST(CustomEvictionPolicy, MetadataOfAPolicyThatDoesNotReportItIsZero) {
 
 namespace kvkit::test {
 // The user's policy passes the same conformance suite as the built-in ones.
-INSTANTIATE_TYPED_TEST_SUITE_P(custom, eviction_conformance, ::testing::Types<newest_first_eviction>);
+INSTANTIATE_TYPED_TEST_SUITE_P(custom, eviction_conformance,
+                               ::testing::Types<newest_first_eviction>);
 }  // namespace kvkit::test

@@ -1,13 +1,13 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 // status and result<T>: success and error semantics, and the abort on value() of an error.
 
-#include <memory>
-#include <string>
-#include <utility>
+#include <kvkit/error.hpp>
 
 #include <gtest/gtest.h>
 
-#include <kvkit/error.hpp>
+#include <memory>
+#include <string>
+#include <utility>
 
 namespace kvkit {
 namespace {

@@ -1,20 +1,21 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 // xxh3_hasher: keyed, chained block hashes and namespace roots.
 
-#include <cstdint>
-#include <set>
-#include <vector>
+#include <kvkit/hashing.hpp>
 
 #include <gtest/gtest.h>
 
-#include <kvkit/hashing.hpp>
+#include <cstdint>
+#include <set>
+#include <vector>
 
 namespace kvkit {
 namespace {
 
 std::vector<token_id> block_of(token_id start, std::size_t n = 16) {
   std::vector<token_id> t(n);
-  for (std::size_t i = 0; i < n; ++i) t[i] = start + static_cast<token_id>(i * 7);
+  for (std::size_t i = 0; i < n; ++i)
+    t[i] = start + static_cast<token_id>(i * 7);
   return t;
 }
 
@@ -88,13 +89,15 @@ TEST(Xxh3Hasher, ChainsOfDifferentPrefixesDiffer) {
 TEST(Xxh3Hasher, RootDependsOnSaltAndExtraKeys) {
   const xxh3_hasher h(11);
   std::set<std::uint64_t> seen;
-  for (std::uint64_t salt : {0ull, 1ull, 2ull, ~0ull}) seen.insert(h.root(salt, {}));
+  for (std::uint64_t salt : {0ull, 1ull, 2ull, ~0ull})
+    seen.insert(h.root(salt, {}));
   EXPECT_EQ(seen.size(), 4u);
 
   using keys = std::vector<std::uint64_t>;
   const std::vector<keys> variants{{}, {0}, {1}, {2}, {1, 2}, {2, 1}, {1, 2, 3}, {0, 0}};
   std::set<std::uint64_t> by_keys;
-  for (const keys& k : variants) by_keys.insert(h.root(5, k));
+  for (const keys& k : variants)
+    by_keys.insert(h.root(5, k));
   EXPECT_EQ(by_keys.size(), variants.size());
   // The salt still matters when extra keys are given.
   EXPECT_NE(h.root(5, keys{1, 2}), h.root(6, keys{1, 2}));
@@ -102,7 +105,8 @@ TEST(Xxh3Hasher, RootDependsOnSaltAndExtraKeys) {
 
 TEST(RandomSeed, VariesBetweenCalls) {
   std::set<std::uint64_t> seen;
-  for (int i = 0; i < 4; ++i) seen.insert(random_seed());
+  for (int i = 0; i < 4; ++i)
+    seen.insert(random_seed());
   EXPECT_GT(seen.size(), 1u);
 }
 

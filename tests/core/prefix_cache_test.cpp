@@ -2,6 +2,14 @@
 // prefix_cache: request life cycle, reference counts, eviction, deduplication, tenant isolation,
 // collision safety, metrics, and every error path (which must leave the cache unchanged).
 
+#include <kvkit/allocator/free_list.hpp>
+#include <kvkit/eviction/lru.hpp>
+#include <kvkit/matcher/hash.hpp>
+#include <kvkit/prefix_cache.hpp>
+#include <kvkit/storage.hpp>
+
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
@@ -9,14 +17,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-
-#include <kvkit/allocator/free_list.hpp>
-#include <kvkit/eviction/lru.hpp>
-#include <kvkit/matcher/hash.hpp>
-#include <kvkit/prefix_cache.hpp>
-#include <kvkit/storage.hpp>
 
 #include "support/cache_testing.hpp"
 #include "support/colliding_hasher.hpp"
@@ -67,13 +67,13 @@ class PrefixCacheTest : public ::testing::Test {
   }
 };
 
-using cache_types =
-    ::testing::Types<prefix_cache<free_list_allocator, hash_matcher, lru_eviction, no_storage>,
-                     prefix_cache<free_list_allocator, hash_matcher, lru_eviction,
-                                  host_storage<float>>>;
+using cache_types = ::testing::Types<
+    prefix_cache<free_list_allocator, hash_matcher, lru_eviction, no_storage>,
+    prefix_cache<free_list_allocator, hash_matcher, lru_eviction, host_storage<float>>>;
 TYPED_TEST_SUITE(PrefixCacheTest, cache_types);
 
-// ---- life cycle ----------------------------------------------------------------------------------
+// ---- life cycle
+// ----------------------------------------------------------------------------------
 
 TYPED_TEST(PrefixCacheTest, FirstAdmitMissesThenCommitMakesFullBlocksHit) {
   TypeParam c = this->make(16);
@@ -255,7 +255,8 @@ TYPED_TEST(PrefixCacheTest, SharedBlocksAreReferenceCounted) {
   EXPECT_EQ(s.blocks_referenced, 3u);
 }
 
-// ---- eviction ------------------------------------------------------------------------------------
+// ---- eviction
+// ------------------------------------------------------------------------------------
 
 // Pool of 8: a and b (9 tokens each: 2 full blocks + 1) cached and finished, a first.
 // LRU order afterwards: a1, a0, b1, b0 (tails first); 4 blocks free.
@@ -325,13 +326,14 @@ TYPED_TEST(PrefixCacheTest, ReferencedBlocksAreNeverEvicted) {
   // Once released they can go.
   this->finish_ok(c, d.id);
   EXPECT_EQ(c.stats().blocks_evictable, 2u);
-  EXPECT_EQ(c.stats().blocks_free, 1u);  // d's own third block
+  EXPECT_EQ(c.stats().blocks_free, 1u);    // d's own third block
   this->admit_ok(c, iota_tokens(700, 5));  // 2 blocks: the free one and a1
-  EXPECT_EQ(c.match(a), 4u);  // the tail went first
+  EXPECT_EQ(c.match(a), 4u);               // the tail went first
   EXPECT_EQ(c.stats().evictions, 3u);
 }
 
-// ---- deduplication -------------------------------------------------------------------------------
+// ---- deduplication
+// -------------------------------------------------------------------------------
 
 TYPED_TEST(PrefixCacheTest, ConcurrentIdenticalPromptsAreDeduplicatedAtCommit) {
   TypeParam c = this->make(16);
@@ -371,7 +373,8 @@ TYPED_TEST(PrefixCacheTest, ConcurrentIdenticalPromptsAreDeduplicatedAtCommit) {
   EXPECT_EQ(s.blocks_free, 14u);
 }
 
-// ---- tenant isolation ----------------------------------------------------------------------------
+// ---- tenant isolation
+// ----------------------------------------------------------------------------
 
 TYPED_TEST(PrefixCacheTest, SaltAndExtraKeysSeparateTenants) {
   TypeParam c = this->make(32);
@@ -409,15 +412,16 @@ TYPED_TEST(PrefixCacheTest, SaltAndExtraKeysSeparateTenants) {
   EXPECT_NE(sb[1], nb[1]);
 }
 
-// ---- metrics -------------------------------------------------------------------------------------
+// ---- metrics
+// -------------------------------------------------------------------------------------
 
 TYPED_TEST(PrefixCacheTest, MetricsCountTokensAndBlocks) {
   TypeParam c = this->make(16);
   const auto p = iota_tokens(1, 13);  // 3 eligible blocks
-  this->cache_prompt(c, p);                                               // miss
+  this->cache_prompt(c, p);           // miss
   const admission partial = this->admit_ok(c, concat(iota_tokens(1, 4), iota_tokens(500, 9)));
-  const admission full = this->admit_ok(c, p);                           // 3 of 3
-  const admission tiny = this->admit_ok(c, iota_tokens(900, 3));          // short miss
+  const admission full = this->admit_ok(c, p);                    // 3 of 3
+  const admission tiny = this->admit_ok(c, iota_tokens(900, 3));  // short miss
   EXPECT_EQ(partial.request, (request_stats{13, 4}));
   EXPECT_DOUBLE_EQ(partial.request.hit_rate(), 4.0 / 13);
   EXPECT_EQ(full.request, (request_stats{13, 12}));
@@ -472,9 +476,12 @@ TYPED_TEST(PrefixCacheTest, MetadataPerBlockStaysSmallAtScale) {
   }
 }
 
-// ---- error paths ---------------------------------------------------------------------------------
+// ---- error paths
+// ---------------------------------------------------------------------------------
 
-inline status as_status(const status& s) { return s; }
+inline status as_status(const status& s) {
+  return s;
+}
 template <class T>
 status as_status(const result<T>& r) {
   return r.status();
@@ -490,7 +497,8 @@ void expect_rejected(Cache& c, std::vector<sequence_id> ids, std::vector<probe> 
   const status s = as_status(call());
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(s.code(), code) << s.message();
-  for (const std::string& n : needles) KVKIT_EXPECT_SUBSTR(s.message(), n);
+  for (const std::string& n : needles)
+    KVKIT_EXPECT_SUBSTR(s.message(), n);
   const cache_snapshot after = snapshot(c, ids, probes);
   EXPECT_TRUE(after == before) << "a failed call changed the cache: " << s.message();
   EXPECT_TRUE(after.stats == before.stats) << "stats changed";
@@ -510,7 +518,8 @@ TYPED_TEST(PrefixCacheTest, CreateRejectsBadConfigs) {
     const auto r = C::create(cfg, std::move(st).value());
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.code(), code) << r.error().message();
-    for (const std::string& n : needles) KVKIT_EXPECT_SUBSTR(r.error().message(), n);
+    for (const std::string& n : needles)
+      KVKIT_EXPECT_SUBSTR(r.error().message(), n);
   };
   expect_create_fails({0, 4, 1}, 4, 1, errc::invalid_config,
                       {"cache_config.num_blocks", ">= 1", "got 0"});
@@ -582,7 +591,7 @@ TYPED_TEST(PrefixCacheTest, AdmitOutOfBlocksForAPromptLargerThanThePool) {
 TYPED_TEST(PrefixCacheTest, AdmitOutOfBlocksWhenTheOnlyEvictableBlocksAreItsOwnHits) {
   TypeParam c = this->make(4);
   const auto a = iota_tokens(1, 8);
-  this->cache_prompt(c, a);                                   // a0, a1 evictable; 2 free
+  this->cache_prompt(c, a);                                        // a0, a1 evictable; 2 free
   const admission other = this->admit_ok(c, iota_tokens(100, 8));  // takes the 2 free blocks
   ASSERT_EQ(c.stats().blocks_free, 0u);
   ASSERT_EQ(c.stats().blocks_evictable, 2u);
@@ -606,10 +615,10 @@ TYPED_TEST(PrefixCacheTest, UnknownSequenceIdsAreRejected) {
   const auto p = iota_tokens(1, 6);
   const admission a = this->admit_ok(c, p);
   const std::vector<sequence_id> bad{
-      sequence_id{},                                  // default
-      sequence_id{0, 0},                              // generation 0 is never issued
-      sequence_id{a.id.index + 5, 1},                 // index past the end
-      sequence_id{a.id.index, a.id.generation + 1},   // a future generation
+      sequence_id{},                                 // default
+      sequence_id{0, 0},                             // generation 0 is never issued
+      sequence_id{a.id.index + 5, 1},                // index past the end
+      sequence_id{a.id.index, a.id.generation + 1},  // a future generation
       sequence_id{a.id.index, a.id.generation + 1000},
   };
   const std::vector<probe> probes{{p}};
@@ -702,7 +711,7 @@ TYPED_TEST(PrefixCacheTest, AppendEmptyIsRejected) {
 
 TYPED_TEST(PrefixCacheTest, AppendOutOfBlocksIsRejected) {
   TypeParam c = this->make(4);
-  const admission a = this->admit_ok(c, iota_tokens(1, 15));  // 4 blocks, one slot left
+  const admission a = this->admit_ok(c, iota_tokens(1, 15));    // 4 blocks, one slot left
   ASSERT_TRUE(c.append(a.id, std::vector<token_id>{99}).ok());  // fits in the last block
   KVKIT_EXPECT_INVARIANTS(c);
   expect_rejected(c, {a.id}, {{iota_tokens(1, 15)}}, errc::out_of_blocks,
@@ -721,7 +730,8 @@ TYPED_TEST(PrefixCacheTest, AppendOutOfBlocksIsRejected) {
   KVKIT_EXPECT_INVARIANTS(d);
 }
 
-// ---- collision safety ----------------------------------------------------------------------------
+// ---- collision safety
+// ----------------------------------------------------------------------------
 
 // Every chain hash is one of two values, so every lookup collides; the cache's verification of
 // parent link and stored tokens is all that stands between a prompt and another prompt's K/V.
@@ -827,10 +837,12 @@ TEST(PrefixCacheCollisions, EveryHitHoldsItsOwnPromptsKv) {
       std::vector<token_id> p;
       if (!history.empty() && rng() % 3 != 0) {
         const auto& base = history[rng() % history.size()];
-        p.assign(base.begin(), base.begin() + static_cast<std::ptrdiff_t>(rng() % (base.size() + 1)));
+        p.assign(base.begin(),
+                 base.begin() + static_cast<std::ptrdiff_t>(rng() % (base.size() + 1)));
       }
       const std::size_t extra = 1 + rng() % 6;
-      for (std::size_t i = 0; i < extra; ++i) p.push_back(static_cast<token_id>(rng() % 3));
+      for (std::size_t i = 0; i < extra; ++i)
+        p.push_back(static_cast<token_id>(rng() % 3));
       request_options o;
       o.tenant_salt = rng() % 8 == 0 ? 1 : 0;
       auto a = c.admit(p, o);
@@ -876,7 +888,8 @@ TEST(PrefixCacheCollisions, EveryHitHoldsItsOwnPromptsKv) {
     expect_own_kv(c, ids, live, step);
     const status inv = c.check_invariants();
     ASSERT_TRUE(inv.ok()) << "step " << step << ": " << inv.message();
-    if (::testing::Test::HasFatalFailure()) return;
+    if (::testing::Test::HasFatalFailure())
+      return;
   }
   const cache_stats s = c.stats();
   // The run must have exercised what it claims to.

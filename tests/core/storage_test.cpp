@@ -1,15 +1,15 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 // kv_layout validation and offsets, host_storage and no_storage.
 
+#include <kvkit/layout.hpp>
+#include <kvkit/storage.hpp>
+
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-
-#include <kvkit/layout.hpp>
-#include <kvkit/storage.hpp>
 
 #include "support/text.hpp"
 
@@ -154,9 +154,8 @@ void check_offsets(kv_order order) {
           for (std::size_t h = 0; h < H; ++h)
             for (std::size_t d = 0; d < D; ++d) {
               const std::size_t pool = (layer * 2 + kv) * B + b;
-              const std::size_t want = order == kv_order::nhd
-                                           ? ((pool * T + t) * H + h) * D + d
-                                           : ((pool * H + h) * T + t) * D + d;
+              const std::size_t want = order == kv_order::nhd ? ((pool * T + t) * H + h) * D + d
+                                                              : ((pool * H + h) * T + t) * D + d;
               const std::size_t got =
                   l.offset(static_cast<std::uint32_t>(layer), static_cast<std::uint32_t>(kv),
                            static_cast<block_id>(b), static_cast<std::uint32_t>(t),
@@ -170,8 +169,12 @@ void check_offsets(kv_order order) {
   }
 }
 
-TEST(KvLayout, OffsetNhd) { check_offsets(kv_order::nhd); }
-TEST(KvLayout, OffsetHnd) { check_offsets(kv_order::hnd); }
+TEST(KvLayout, OffsetNhd) {
+  check_offsets(kv_order::nhd);
+}
+TEST(KvLayout, OffsetHnd) {
+  check_offsets(kv_order::hnd);
+}
 
 TEST(HostStorage, DtypeMismatchIsLayoutMismatch) {
   kv_layout l = valid_layout();  // bf16
@@ -211,7 +214,8 @@ TEST(HostStorage, ZeroFilledAndAddressedByLayout) {
   host_storage<float>& s = *r;
   EXPECT_EQ(s.bytes(), l.total_bytes());
   ASSERT_EQ(s.data().size(), l.total_elements());
-  for (float v : s.data()) ASSERT_EQ(v, 0.0f);
+  for (float v : s.data())
+    ASSERT_EQ(v, 0.0f);
   const auto blk = s.block(1, 1, 2);
   EXPECT_EQ(blk.size(), l.block_elements());
   EXPECT_EQ(blk.data(), s.data().data() + l.offset(1, 1, 2, 0, 0, 0));
@@ -244,7 +248,8 @@ void check_copy_block(kv_order order) {
       return static_cast<std::size_t>(v.bits);
     }
   };
-  for (std::size_t i = 0; i < data.size(); ++i) data[i] = tag(i);
+  for (std::size_t i = 0; i < data.size(); ++i)
+    data[i] = tag(i);
   s.copy_block(2, 0);
   std::size_t changed = 0;
   for (std::uint32_t layer = 0; layer < l.num_layers; ++layer)
@@ -255,8 +260,8 @@ void check_copy_block(kv_order order) {
             for (std::uint32_t d = 0; d < l.head_dim; ++d) {
               const std::size_t at = l.offset(layer, kv, b, t, h, d);
               const std::size_t from = b == 0 ? l.offset(layer, kv, 2, t, h, d) : at;
-              ASSERT_EQ(raw(data[at]), from + 1) << to_string(order) << " layer " << layer
-                                                 << " kv " << kv << " block " << b;
+              ASSERT_EQ(raw(data[at]), from + 1)
+                  << to_string(order) << " layer " << layer << " kv " << kv << " block " << b;
               changed += at != from ? 1 : 0;
             }
   EXPECT_EQ(changed, 2u * l.num_layers * l.block_elements());  // all of block 0, K and V

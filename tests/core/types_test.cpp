@@ -2,23 +2,31 @@
 // Element types: bf16 / fp16 conversions (round to nearest even, subnormals, inf, NaN), dtype
 // helpers.
 
+#include <kvkit/types.hpp>
+
+#include <gtest/gtest.h>
+
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 
-#include <gtest/gtest.h>
-
-#include <kvkit/types.hpp>
-
 namespace kvkit {
 namespace {
 
-float from_bits(std::uint32_t u) { return std::bit_cast<float>(u); }
-std::uint32_t bits_of(float f) { return std::bit_cast<std::uint32_t>(f); }
+float from_bits(std::uint32_t u) {
+  return std::bit_cast<float>(u);
+}
+std::uint32_t bits_of(float f) {
+  return std::bit_cast<std::uint32_t>(f);
+}
 
-bool is_fp16_nan(std::uint16_t h) { return (h & 0x7C00u) == 0x7C00u && (h & 0x03FFu) != 0; }
-bool is_bf16_nan(std::uint16_t h) { return (h & 0x7F80u) == 0x7F80u && (h & 0x007Fu) != 0; }
+bool is_fp16_nan(std::uint16_t h) {
+  return (h & 0x7C00u) == 0x7C00u && (h & 0x03FFu) != 0;
+}
+bool is_bf16_nan(std::uint16_t h) {
+  return (h & 0x7F80u) == 0x7F80u && (h & 0x007Fu) != 0;
+}
 
 // Value of an fp16 bit pattern computed independently of the library (finite patterns only).
 double fp16_reference(std::uint16_t h) {
@@ -111,7 +119,8 @@ TEST(Bf16, SubnormalsInfAndNan) {
 TEST(Bf16, EveryNonNanPatternRoundTrips) {
   for (std::uint32_t i = 0; i < 0x10000; ++i) {
     const auto bits = static_cast<std::uint16_t>(i);
-    if (is_bf16_nan(bits)) continue;
+    if (is_bf16_nan(bits))
+      continue;
     const float f = to_float(bf16{bits});
     ASSERT_EQ(bits_of(f), i << 16);  // bf16 is the top half of a float
     ASSERT_EQ(to_bf16(f).bits, bits) << std::hex << i;
@@ -141,14 +150,14 @@ TEST(Fp16, ExactValues) {
   EXPECT_EQ(to_fp16(1.0f).bits, 0x3C00u);
   EXPECT_EQ(to_fp16(-2.0f).bits, 0xC000u);
   EXPECT_EQ(to_fp16(0.5f).bits, 0x3800u);
-  EXPECT_EQ(to_fp16(65504.0f).bits, 0x7BFFu);  // largest finite
+  EXPECT_EQ(to_fp16(65504.0f).bits, 0x7BFFu);               // largest finite
   EXPECT_EQ(to_fp16(std::ldexp(1.0f, -14)).bits, 0x0400u);  // smallest normal
   EXPECT_EQ(to_float(fp16{0x3555}), 0.333251953125f);
   EXPECT_EQ(bits_of(to_float(fp16{0x8000})), 0x80000000u);
 }
 
 TEST(Fp16, RoundsToNearestEven) {
-  const float ulp = std::ldexp(1.0f, -10);  // spacing of fp16 in [1, 2)
+  const float ulp = std::ldexp(1.0f, -10);               // spacing of fp16 in [1, 2)
   EXPECT_EQ(to_fp16(1.0f + ulp / 2).bits, 0x3C00u);      // tie: 0x3C00 even
   EXPECT_EQ(to_fp16(1.0f + 3 * ulp / 2).bits, 0x3C02u);  // tie: 0x3C02 even
   EXPECT_EQ(to_fp16(1.0f + ulp / 2 + std::ldexp(1.0f, -23)).bits, 0x3C01u);
@@ -184,18 +193,20 @@ TEST(Fp16, OverflowInfAndNan) {
 }
 
 TEST(Fp16, Subnormals) {
-  const auto p2 = [](int e) { return std::ldexp(1.0f, e); };
-  EXPECT_EQ(to_fp16(p2(-24)).bits, 0x0001u);                 // smallest subnormal
+  const auto p2 = [](int e) {
+    return std::ldexp(1.0f, e);
+  };
+  EXPECT_EQ(to_fp16(p2(-24)).bits, 0x0001u);  // smallest subnormal
   EXPECT_EQ(to_fp16(-p2(-24)).bits, 0x8001u);
-  EXPECT_EQ(to_fp16(p2(-25)).bits, 0x0000u);                 // tie with 0: even (0)
-  EXPECT_EQ(to_fp16(p2(-25) + p2(-40)).bits, 0x0001u);       // above the tie
-  EXPECT_EQ(to_fp16(3 * p2(-25)).bits, 0x0002u);             // tie 1|2: even (2)
-  EXPECT_EQ(to_fp16(5 * p2(-25)).bits, 0x0002u);             // tie 2|3: even (2)
+  EXPECT_EQ(to_fp16(p2(-25)).bits, 0x0000u);            // tie with 0: even (0)
+  EXPECT_EQ(to_fp16(p2(-25) + p2(-40)).bits, 0x0001u);  // above the tie
+  EXPECT_EQ(to_fp16(3 * p2(-25)).bits, 0x0002u);        // tie 1|2: even (2)
+  EXPECT_EQ(to_fp16(5 * p2(-25)).bits, 0x0002u);        // tie 2|3: even (2)
   EXPECT_EQ(to_fp16(p2(-26)).bits, 0x0000u);
-  EXPECT_EQ(to_fp16(-p2(-30)).bits, 0x8000u);                // underflow keeps the sign
-  EXPECT_EQ(to_fp16(1023 * p2(-24)).bits, 0x03FFu);          // largest subnormal
-  EXPECT_EQ(to_fp16(1023.5f * p2(-24)).bits, 0x0400u);       // tie 0x3FF|0x400: even (normal)
-  EXPECT_EQ(to_fp16(from_bits(0x00000001)).bits, 0x0000u);   // float subnormal
+  EXPECT_EQ(to_fp16(-p2(-30)).bits, 0x8000u);               // underflow keeps the sign
+  EXPECT_EQ(to_fp16(1023 * p2(-24)).bits, 0x03FFu);         // largest subnormal
+  EXPECT_EQ(to_fp16(1023.5f * p2(-24)).bits, 0x0400u);      // tie 0x3FF|0x400: even (normal)
+  EXPECT_EQ(to_fp16(from_bits(0x00000001)).bits, 0x0000u);  // float subnormal
   EXPECT_EQ(to_float(fp16{0x0001}), p2(-24));
   EXPECT_EQ(to_float(fp16{0x03FF}), 1023 * p2(-24));
   EXPECT_EQ(to_float(fp16{0x8200}), -512 * p2(-24));
@@ -205,7 +216,8 @@ TEST(Fp16, EveryNonNanPatternMatchesReferenceAndRoundTrips) {
   int checked = 0;
   for (std::uint32_t i = 0; i < 0x10000; ++i) {
     const auto bits = static_cast<std::uint16_t>(i);
-    if (is_fp16_nan(bits)) continue;
+    if (is_fp16_nan(bits))
+      continue;
     const float f = to_float(fp16{bits});
     if ((bits & 0x7C00u) == 0x7C00u) {
       ASSERT_TRUE(std::isinf(f)) << std::hex << i;

@@ -2,8 +2,6 @@
 // The replay engine of kvkit-replay (benchmarks/replay/replay.hpp): the shipped Mooncake trace's
 // exact upper bound, hand-computed small traces, overlap and queueing, the token-id format with
 // tenants, sessions and classes, bad lines, and behaviour under capacity pressure.
-#include <replay/replay.hpp>
-
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -16,6 +14,8 @@
 #include <string>
 #include <unordered_set>
 #include <vector>
+
+#include <replay/replay.hpp>
 
 namespace {
 
@@ -226,7 +226,7 @@ TEST(ReplayOverlap, RunningRequestHoldsItsBlocksAndSharesItsPrefix) {
   const auto r = run(t, o);
   EXPECT_EQ(r.requests, 2u);
   EXPECT_EQ(r.queued, 0u);
-  EXPECT_EQ(r.hit_blocks, 2u);         // r2 hits r1's prompt while r1 still runs
+  EXPECT_EQ(r.hit_blocks, 2u);          // r2 hits r1's prompt while r1 still runs
   EXPECT_EQ(r.peak_blocks_in_use, 5u);  // r1's 4 + r2's query block
 }
 
@@ -340,8 +340,7 @@ TEST(ReplayErrors, EachBadLineKindNamesTheLineAndTheProblem) {
       std::istringstream in(text);
       auto t = rp::parse_trace(in, po);
       ASSERT_FALSE(t.ok()) << c.line;
-      EXPECT_NE(t.error().message().find("t.jsonl:3: "), std::string::npos)
-          << t.error().message();
+      EXPECT_NE(t.error().message().find("t.jsonl:3: "), std::string::npos) << t.error().message();
       EXPECT_NE(t.error().message().find(c.problem), std::string::npos) << t.error().message();
     }
     {
@@ -384,10 +383,8 @@ std::string synthetic_trace() {
   std::ostringstream out;
   int next_unique = 100000;
   for (int i = 0; i < 600; ++i) {
-    const int g = static_cast<int>(std::min<double>(23, std::floor(std::exp(
-                                                          std::uniform_real_distribution<>(
-                                                              0, std::log(24.0))(rng)) -
-                                                      1)));
+    const int g = static_cast<int>(std::min<double>(
+        23, std::floor(std::exp(std::uniform_real_distribution<>(0, std::log(24.0))(rng)) - 1)));
     const int tail = 1 + static_cast<int>(rng() % 3);
     out << R"({"timestamp": )" << i * 10 << R"(, "input_length": )" << (8 + tail) * 512 - 100
         << R"(, "output_length": 20, "hash_ids": [)";

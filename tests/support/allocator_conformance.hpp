@@ -6,16 +6,16 @@
 /// `INSTANTIATE_TYPED_TEST_SUITE_P(my_name, allocator_conformance, ::testing::Types<my_alloc>);`
 #pragma once
 
+#include <kvkit/concepts.hpp>
+#include <kvkit/types.hpp>
+
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <random>
 #include <set>
 #include <vector>
-
-#include <gtest/gtest.h>
-
-#include <kvkit/concepts.hpp>
-#include <kvkit/types.hpp>
 
 namespace kvkit::test {
 
@@ -50,7 +50,8 @@ TYPED_TEST_P(allocator_conformance, DeallocateThenAllocateReuses) {
   constexpr std::uint32_t capacity = 8;
   TypeParam a(capacity);
   std::vector<block_id> held;
-  for (std::uint32_t i = 0; i < capacity; ++i) held.push_back(a.allocate());
+  for (std::uint32_t i = 0; i < capacity; ++i)
+    held.push_back(a.allocate());
   ASSERT_EQ(a.allocate(), invalid_block);
   // With the pool exhausted, the only block a policy can hand out is the one just returned.
   for (block_id b : {held[3], held[0], held[7]}) {
@@ -61,10 +62,12 @@ TYPED_TEST_P(allocator_conformance, DeallocateThenAllocateReuses) {
     EXPECT_EQ(a.allocate(), invalid_block);
   }
   // Return everything: all blocks come back, each once.
-  for (block_id b : held) a.deallocate(b);
+  for (block_id b : held)
+    a.deallocate(b);
   EXPECT_EQ(a.free_count(), capacity);
   std::set<block_id> again;
-  for (std::uint32_t i = 0; i < capacity; ++i) again.insert(a.allocate());
+  for (std::uint32_t i = 0; i < capacity; ++i)
+    again.insert(a.allocate());
   EXPECT_EQ(again, std::set<block_id>(held.begin(), held.end()));
   EXPECT_EQ(a.allocate(), invalid_block);
 }
@@ -79,8 +82,8 @@ TYPED_TEST_P(allocator_conformance, RandomSequencesNeverHandOutAHeldId) {
     const bool alloc = held.empty() || (held.size() < capacity && rng() % 100 < 55);
     if (alloc) {
       const block_id b = a.allocate();
-      ASSERT_LT(b, capacity) << "step " << step << ": no block although "
-                             << capacity - held.size() << " are free";
+      ASSERT_LT(b, capacity) << "step " << step << ": no block although " << capacity - held.size()
+                             << " are free";
       ASSERT_FALSE(is_held[b]) << "step " << step << ": block " << b << " is already held";
       is_held[b] = true;
       held.push_back(b);

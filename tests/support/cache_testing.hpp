@@ -4,6 +4,11 @@
 /// snapshots of everything a caller can observe (to prove that a failed call changed nothing).
 #pragma once
 
+#include <kvkit/prefix_cache.hpp>
+#include <kvkit/storage.hpp>
+
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <initializer_list>
 #include <numeric>
@@ -12,11 +17,6 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
-
-#include <kvkit/prefix_cache.hpp>
-#include <kvkit/storage.hpp>
 
 namespace kvkit::test {
 
@@ -109,7 +109,8 @@ cache_snapshot snapshot(const Cache& c, std::span<const sequence_id> ids,
     }
     s.sequences.push_back(std::move(copy));
   }
-  for (const probe& p : probes) s.matches.push_back(c.match(p.tokens, p.options));
+  for (const probe& p : probes)
+    s.matches.push_back(c.match(p.tokens, p.options));
   return s;
 }
 
@@ -125,7 +126,9 @@ auto kv_contents(Cache& c) {
 }
 
 /// @brief The status of any call's result (`status` or `result<T>`).
-inline status status_of(const status& s) { return s; }
+inline status status_of(const status& s) {
+  return s;
+}
 /// @copydoc status_of
 template <class T>
 status status_of(const result<T>& r) {
@@ -165,8 +168,8 @@ void expect_rejected_unchanged(Cache& c, const std::vector<sequence_id>& ids,
 }  // namespace kvkit::test
 
 /// Expects `cache.check_invariants()` to pass, printing the violation otherwise.
-#define KVKIT_EXPECT_INVARIANTS(cache)                  \
-  do {                                                  \
+#define KVKIT_EXPECT_INVARIANTS(cache)                             \
+  do {                                                             \
     const ::kvkit::status kvkit_inv_ = (cache).check_invariants(); \
-    EXPECT_TRUE(kvkit_inv_.ok()) << kvkit_inv_.message(); \
+    EXPECT_TRUE(kvkit_inv_.ok()) << kvkit_inv_.message();          \
   } while (false)

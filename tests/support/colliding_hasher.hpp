@@ -5,10 +5,10 @@
 /// can tell blocks apart.
 #pragma once
 
+#include <kvkit/types.hpp>
+
 #include <cstdint>
 #include <span>
-
-#include <kvkit/types.hpp>
 
 namespace kvkit::test {
 

@@ -8,15 +8,15 @@
 /// `INSTANTIATE_TYPED_TEST_SUITE_P(my_name, eviction_conformance, ::testing::Types<my_policy>);`
 #pragma once
 
+#include <kvkit/concepts.hpp>
+#include <kvkit/types.hpp>
+
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <random>
 #include <set>
 #include <vector>
-
-#include <gtest/gtest.h>
-
-#include <kvkit/concepts.hpp>
-#include <kvkit/types.hpp>
 
 namespace kvkit::test {
 
@@ -114,8 +114,10 @@ TYPED_TEST_P(eviction_conformance, VictimsAreTheInsertedNotErasedBlocksEachOnce)
 
 TYPED_TEST_P(eviction_conformance, EraseRemovesEveryBlock) {
   TypeParam e(8);
-  for (block_id b = 0; b < 8; ++b) e.insert(b);
-  for (block_id b : {7u, 0u, 3u, 5u, 1u, 2u, 6u, 4u}) e.erase(b);
+  for (block_id b = 0; b < 8; ++b)
+    e.insert(b);
+  for (block_id b : {7u, 0u, 3u, 5u, 1u, 2u, 6u, 4u})
+    e.erase(b);
   EXPECT_EQ(e.size(), 0u);
   EXPECT_EQ(e.victim(), invalid_block);
   e.insert(3);
@@ -131,7 +133,8 @@ TYPED_TEST_P(eviction_conformance, RandomSequencesMatchASetModel) {
   for (std::uint64_t step = 0; step < 30000; ++step) {
     const unsigned op = rng() % 10;
     if (op < 4) {  // insert a block that is not evictable
-      if (model.size() == capacity) continue;
+      if (model.size() == capacity)
+        continue;
       block_id b;
       do {
         b = rng() % capacity;
@@ -140,7 +143,8 @@ TYPED_TEST_P(eviction_conformance, RandomSequencesMatchASetModel) {
       touch_if_supported(e, b, step);
       model.insert(b);
     } else if (op < 6) {  // erase an evictable block
-      if (model.empty()) continue;
+      if (model.empty())
+        continue;
       auto it = model.begin();
       std::advance(it, rng() % model.size());
       e.erase(*it);
@@ -151,8 +155,7 @@ TYPED_TEST_P(eviction_conformance, RandomSequencesMatchASetModel) {
         ASSERT_EQ(v, invalid_block) << "step " << step;
       } else {
         ASSERT_NE(v, invalid_block) << "step " << step;
-        ASSERT_EQ(model.erase(v), 1u) << "step " << step << ": victim " << v
-                                      << " is not evictable";
+        ASSERT_EQ(model.erase(v), 1u) << "step " << step << ": victim " << v << " is not evictable";
       }
     } else if (!model.empty()) {  // touch (for policies that care) an evictable block
       auto it = model.begin();

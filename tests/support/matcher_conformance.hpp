@@ -16,6 +16,11 @@
 /// returned.
 #pragma once
 
+#include <kvkit/concepts.hpp>
+#include <kvkit/types.hpp>
+
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <concepts>
 #include <cstdint>
@@ -23,11 +28,6 @@
 #include <random>
 #include <span>
 #include <vector>
-
-#include <gtest/gtest.h>
-
-#include <kvkit/concepts.hpp>
-#include <kvkit/types.hpp>
 
 namespace kvkit::test {
 
@@ -60,7 +60,8 @@ class matcher_harness {
   /// The cursor of @p node (a namespace node or a registered block), derived by walking its chain
   /// from the namespace root. Records a failure when a block on the way is not found.
   cursor cursor_of(std::uint32_t node) {
-    if (node >= capacity_) return m_.root(node, ns_key(node - capacity_));
+    if (node >= capacity_)
+      return m_.root(node, ns_key(node - capacity_));
     const cursor parent_cursor = cursor_of(parent_[node]);
     cursor c = m_.child(parent_cursor, tokens_[node]);
     const block_id found = m_.find(c, verifier(parent_[node], tokens_[node]));
@@ -98,7 +99,8 @@ class matcher_harness {
   /// @p parent shares with @p tokens (0 for anything else).
   auto scorer(std::uint32_t parent, const std::vector<token_id>& tokens) const {
     return [this, parent, &tokens](block_id cand) -> std::uint32_t {
-      if (cand >= capacity_ || !registered_[cand] || parent_[cand] != parent) return 0;
+      if (cand >= capacity_ || !registered_[cand] || parent_[cand] != parent)
+        return 0;
       return shared_prefix(tokens_[cand], tokens);
     };
   }
@@ -107,7 +109,8 @@ class matcher_harness {
   [[nodiscard]] static std::uint32_t shared_prefix(const std::vector<token_id>& a,
                                                    const std::vector<token_id>& b) {
     std::uint32_t n = 0;
-    while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+    while (n < a.size() && n < b.size() && a[n] == b[n])
+      ++n;
     return n;
   }
 
@@ -133,7 +136,8 @@ class matcher_harness {
 
   [[nodiscard]] bool has_child(block_id b) const {
     for (block_id c = 0; c < capacity_; ++c) {
-      if (registered_[c] && parent_[c] == b) return true;
+      if (registered_[c] && parent_[c] == b)
+        return true;
     }
     return false;
   }
@@ -141,14 +145,16 @@ class matcher_harness {
   /// Every registered block is found through its chain, and nothing else is.
   void expect_consistent(const char* where) {
     for (block_id b = 0; b < capacity_; ++b) {
-      if (!registered_[b]) continue;
+      if (!registered_[b])
+        continue;
       EXPECT_EQ(find(parent_[b], tokens_[b]), b) << where << ": registered block " << b;
     }
   }
 
  private:
   void bind(cursor& c, block_id b) {
-    if constexpr (requires { m_.bind(c, b); }) m_.bind(c, b);
+    if constexpr (requires { m_.bind(c, b); })
+      m_.bind(c, b);
     (void)c;
     (void)b;
   }
@@ -254,11 +260,15 @@ TYPED_TEST_P(matcher_conformance, FullPoolOfLookalikeBlocksAllFindable) {
   EXPECT_EQ(h.find(h.ns_node(2), {0, 0, 0, 0}), invalid_block);
   // Erase leaves first in an interleaved order; everything left stays findable.
   std::vector<block_id> order;
-  for (block_id b = cap / 2; b < cap; b += 2) order.push_back(b);
-  for (block_id b = cap / 2 + 1; b < cap; b += 2) order.push_back(b);
-  for (block_id b = 0; b < cap / 2; b += 3) order.push_back(b);
+  for (block_id b = cap / 2; b < cap; b += 2)
+    order.push_back(b);
+  for (block_id b = cap / 2 + 1; b < cap; b += 2)
+    order.push_back(b);
+  for (block_id b = 0; b < cap / 2; b += 3)
+    order.push_back(b);
   for (block_id b = 0; b < cap / 2; ++b) {
-    if (b % 3 != 0) order.push_back(b);
+    if (b % 3 != 0)
+      order.push_back(b);
   }
   for (block_id b : order) {
     h.erase(b);
@@ -274,7 +284,8 @@ TYPED_TEST_P(matcher_conformance, RandomInsertEraseMatchesAMultimapModel) {
   // Model: block tokens -> blocks holding them (under various parents).
   std::multimap<std::vector<token_id>, block_id> model;
   std::vector<block_id> free_ids;
-  for (block_id b = cap; b-- > 0;) free_ids.push_back(b);
+  for (block_id b = cap; b-- > 0;)
+    free_ids.push_back(b);
   const auto random_tokens = [&] {
     // Tiny alphabet: the same token blocks recur under many parents.
     return std::vector<token_id>{static_cast<token_id>(rng() % 3), static_cast<token_id>(rng() % 2),
@@ -283,7 +294,8 @@ TYPED_TEST_P(matcher_conformance, RandomInsertEraseMatchesAMultimapModel) {
   const auto exists = [&](std::uint32_t parent, const std::vector<token_id>& t) {
     auto [it, end] = model.equal_range(t);
     for (; it != end; ++it) {
-      if (h.parent(it->second) == parent) return true;
+      if (h.parent(it->second) == parent)
+        return true;
     }
     return false;
   };
@@ -293,7 +305,8 @@ TYPED_TEST_P(matcher_conformance, RandomInsertEraseMatchesAMultimapModel) {
     if (do_insert) {
       // Parent: a namespace or a registered block.
       std::vector<std::uint32_t> parents{h.ns_node(0), h.ns_node(1), h.ns_node(2)};
-      for (const auto& [t, b] : model) parents.push_back(b);
+      for (const auto& [t, b] : model)
+        parents.push_back(b);
       const std::uint32_t parent = parents[rng() % parents.size()];
       auto toks = random_tokens();
       if (exists(parent, toks)) {
@@ -311,7 +324,8 @@ TYPED_TEST_P(matcher_conformance, RandomInsertEraseMatchesAMultimapModel) {
       // Erase a random leaf (the cache evicts children before parents).
       std::vector<std::multimap<std::vector<token_id>, block_id>::iterator> leaves;
       for (auto it = model.begin(); it != model.end(); ++it) {
-        if (!h.has_child(it->second)) leaves.push_back(it);
+        if (!h.has_child(it->second))
+          leaves.push_back(it);
       }
       ASSERT_FALSE(leaves.empty());
       auto it = leaves[rng() % leaves.size()];
@@ -371,8 +385,9 @@ TYPED_TEST_P(matcher_partial_conformance, NoChildrenMeansNoCandidate) {
     ++calls;
     return 4;
   };
-  EXPECT_EQ(h.matcher().find_partial(h.cursor_of(h.ns_node(0)), std::span<const token_id>(q), score),
-            invalid_block);
+  EXPECT_EQ(
+      h.matcher().find_partial(h.cursor_of(h.ns_node(0)), std::span<const token_id>(q), score),
+      invalid_block);
   EXPECT_EQ(calls, 0) << "no registered block to score";
   // A child elsewhere (another namespace, another parent) is not a candidate here.
   h.insert(3, h.ns_node(1), {1, 2, 3, 9});
@@ -475,11 +490,13 @@ TYPED_TEST_P(matcher_partial_conformance, RandomTreeMatchesTheModel) {
   const std::uint32_t cap = h.capacity();
   std::mt19937 rng(777);
   std::vector<block_id> free_ids;
-  for (block_id b = cap; b-- > 0;) free_ids.push_back(b);
+  for (block_id b = cap; b-- > 0;)
+    free_ids.push_back(b);
   std::vector<block_id> live;
   const auto random_tokens = [&] {
     return std::vector<token_id>{static_cast<token_id>(rng() % 3), static_cast<token_id>(rng() % 3),
-                                 static_cast<token_id>(rng() % 3), static_cast<token_id>(rng() % 3)};
+                                 static_cast<token_id>(rng() % 3),
+                                 static_cast<token_id>(rng() % 3)};
   };
   int hits = 0, nones = 0;
   for (int step = 0; step < 1200; ++step) {
@@ -489,7 +506,8 @@ TYPED_TEST_P(matcher_partial_conformance, RandomTreeMatchesTheModel) {
     const int op = static_cast<int>(rng() % 100);
     if (op < 45 && !free_ids.empty()) {
       auto toks = random_tokens();
-      if (h.find(parent, toks) != invalid_block) continue;  // the cache never registers twice
+      if (h.find(parent, toks) != invalid_block)
+        continue;  // the cache never registers twice
       const block_id b = free_ids.back();
       free_ids.pop_back();
       h.insert(b, parent, toks);
@@ -497,7 +515,8 @@ TYPED_TEST_P(matcher_partial_conformance, RandomTreeMatchesTheModel) {
     } else if (op < 70 && !live.empty()) {
       std::vector<block_id> leaves;
       for (block_id b : live) {
-        if (!h.has_child(b)) leaves.push_back(b);
+        if (!h.has_child(b))
+          leaves.push_back(b);
       }
       const block_id b = leaves[rng() % leaves.size()];
       h.erase(b);
@@ -517,7 +536,8 @@ TYPED_TEST_P(matcher_partial_conformance, RandomTreeMatchesTheModel) {
         ++hits;
       }
     }
-    if (::testing::Test::HasFailure()) FAIL() << "first failure at step " << step;
+    if (::testing::Test::HasFailure())
+      FAIL() << "first failure at step " << step;
   }
   EXPECT_GT(hits, 60);
   EXPECT_GT(nones, 20);

@@ -11,17 +11,17 @@
 /// `INSTANTIATE_TYPED_TEST_SUITE_P(my_name, storage_conformance, ::testing::Types<my_storage>);`
 #pragma once
 
-#include <cstdint>
-#include <cstring>
-#include <type_traits>
-#include <utility>
-
-#include <gtest/gtest.h>
-
 #include <kvkit/concepts.hpp>
 #include <kvkit/error.hpp>
 #include <kvkit/layout.hpp>
 #include <kvkit/types.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <utility>
 
 namespace kvkit::test {
 
@@ -37,7 +37,9 @@ struct storage_conformance_traits {
 
 /// @brief Whether @p S gives access to its elements.
 template <class S>
-concept element_storage = requires(S& s) { s.at(0u, 0u, block_id{0}, 0u, 0u, 0u); };
+concept element_storage = requires(S& s) {
+  s.at(0u, 0u, block_id{0}, 0u, 0u, 0u);
+};
 
 /// @brief A value that differs for every element coordinate, stored as @p T.
 template <class T>
@@ -80,7 +82,9 @@ class storage_conformance : public ::testing::Test {
 
 TYPED_TEST_SUITE_P(storage_conformance);
 
-TYPED_TEST_P(storage_conformance, SatisfiesConcept) { static_assert(kvkit::kv_storage<TypeParam>); }
+TYPED_TEST_P(storage_conformance, SatisfiesConcept) {
+  static_assert(kvkit::kv_storage<TypeParam>);
+}
 
 TYPED_TEST_P(storage_conformance, LayoutIsTheOneItWasMadeWith) {
   for (kv_order order : {kv_order::nhd, kv_order::hnd}) {
@@ -127,7 +131,8 @@ TYPED_TEST_P(storage_conformance, CopyBlockCopiesEveryLayerKAndVAndNothingElse) 
             for (block_id b = 0; b < l.num_blocks; ++b)
               for (std::uint32_t t = 0; t < l.block_size; ++t)
                 for (std::uint32_t h = 0; h < l.num_kv_heads; ++h)
-                  for (std::uint32_t d = 0; d < l.head_dim; ++d) f(layer, kv, b, t, h, d);
+                  for (std::uint32_t d = 0; d < l.head_dim; ++d)
+                    f(layer, kv, b, t, h, d);
       };
       for_each([&](auto... i) { s.at(i...) = tagged_value<T>(tag(i...)); });
       s.copy_block(1, 4);
@@ -135,8 +140,8 @@ TYPED_TEST_P(storage_conformance, CopyBlockCopiesEveryLayerKAndVAndNothingElse) 
                    std::uint32_t h, std::uint32_t d) {
         const std::uint32_t want = b == 4 ? tag(layer, kv, 1, t, h, d) : tag(layer, kv, b, t, h, d);
         ASSERT_EQ(raw(s.at(layer, kv, b, t, h, d)), want)
-            << to_string(order) << " layer " << layer << " kv " << kv << " block " << b
-            << " token " << t << " head " << h << " dim " << d;
+            << to_string(order) << " layer " << layer << " kv " << kv << " block " << b << " token "
+            << t << " head " << h << " dim " << d;
       });
     } else {
       s.copy_block(1, 4);  // must be callable; there is nothing to observe

@@ -3,9 +3,9 @@
 /// @brief Substring expectations for error messages, with GoogleTest alone (no gmock).
 #pragma once
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 /// Expects @p haystack (a std::string or C string) to contain @p needle.
 #define KVKIT_EXPECT_SUBSTR(haystack, needle) \
@@ -15,11 +15,13 @@
 #define KVKIT_EXPECT_NO_SUBSTR(haystack, needle) \
   EXPECT_PRED_FORMAT2(::testing::IsNotSubstring, std::string(needle), std::string(haystack))
 
-#include <ostream>
-
 #include <kvkit/error.hpp>
+
+#include <ostream>
 
 namespace kvkit {
 /// Prints error codes by name in GoogleTest failure messages.
-inline void PrintTo(errc e, std::ostream* os) { *os << to_string(e); }
+inline void PrintTo(errc e, std::ostream* os) {
+  *os << to_string(e);
+}
 }  // namespace kvkit
