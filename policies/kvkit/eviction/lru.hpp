@@ -5,12 +5,12 @@
 
 #include <kvkit/concepts.hpp>
 #include <kvkit/detail/assert.hpp>
+#include <kvkit/eviction/detail/intrusive_list.hpp>
 #include <kvkit/types.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-#include <vector>
 
 namespace kvkit {
 
@@ -28,75 +28,41 @@ class lru_eviction {
 
   /// @brief Makes an empty policy for a pool of @p capacity blocks.
   /// @param capacity Blocks in the pool.
-  explicit lru_eviction(std::uint32_t capacity)
-      : prev_(capacity, unlinked), next_(capacity, unlinked) {}
+  explicit lru_eviction(std::uint32_t capacity) : list_(capacity) {}
 
   /// @brief Block @p b became evictable: it goes to the most recent end.
   /// @param b A block not in the policy.
   void insert(block_id b) noexcept {
     KVKIT_ASSERT(!contains(b), "lru_eviction::insert: block already evictable");
-    prev_[b] = tail_;
-    next_[b] = invalid_block;
-    if (tail_ != invalid_block) {
-      next_[tail_] = b;
-    } else {
-      head_ = b;
-    }
-    tail_ = b;
-    ++size_;
+    list_.push_back(b);
   }
 
   /// @brief Block @p b stops being evictable.
   /// @param b A block in the policy.
   void erase(block_id b) noexcept {
     KVKIT_ASSERT(contains(b), "lru_eviction::erase: block not evictable");
-    const block_id p = prev_[b];
-    const block_id n = next_[b];
-    if (p != invalid_block) {
-      next_[p] = n;
-    } else {
-      head_ = n;
-    }
-    if (n != invalid_block) {
-      prev_[n] = p;
-    } else {
-      tail_ = p;
-    }
-    prev_[b] = next_[b] = unlinked;
-    --size_;
+    list_.erase(b);
   }
 
   /// @brief Removes and returns the least recently inserted block.
   /// @return The block, or `invalid_block` when empty.
-  [[nodiscard]] block_id victim() noexcept {
-    const block_id b = head_;
-    if (b != invalid_block)
-      erase(b);
-    return b;
-  }
+  [[nodiscard]] block_id victim() noexcept { return list_.pop_front(); }
 
   /// @brief Evictable blocks.
   /// @return The count.
-  [[nodiscard]] std::uint32_t size() const noexcept { return size_; }
+  [[nodiscard]] std::uint32_t size() const noexcept { return list_.size(); }
 
   /// @brief Whether @p b is evictable.
   /// @param b A block id.
   /// @return True when @p b is in the list.
-  [[nodiscard]] bool contains(block_id b) const noexcept { return prev_[b] != unlinked; }
+  [[nodiscard]] bool contains(block_id b) const noexcept { return list_.contains(b); }
 
   /// @brief Bytes of bookkeeping.
   /// @return 8 bytes per block.
-  [[nodiscard]] std::size_t metadata_bytes() const noexcept {
-    return (prev_.size() + next_.size()) * sizeof(block_id);
-  }
+  [[nodiscard]] std::size_t metadata_bytes() const noexcept { return list_.bytes(); }
 
  private:
-  static constexpr block_id unlinked = invalid_block - 1;
-  std::vector<block_id> prev_;
-  std::vector<block_id> next_;
-  block_id head_ = invalid_block;
-  block_id tail_ = invalid_block;
-  std::uint32_t size_ = 0;
+  detail::intrusive_list list_;
 };
 
 static_assert(eviction_policy<lru_eviction>);

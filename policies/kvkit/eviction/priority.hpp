@@ -7,6 +7,7 @@
 #include <kvkit/concepts.hpp>
 #include <kvkit/detail/assert.hpp>
 #include <kvkit/eviction/detail/indexed_heap.hpp>
+#include <kvkit/eviction/detail/intrusive_list.hpp>
 #include <kvkit/types.hpp>
 
 #include <algorithm>
@@ -89,15 +90,12 @@ class priority_eviction {
   priority_eviction(std::uint32_t capacity, const priority_options& opts)
       : default_(clamp(opts.default_priority)),
         now_(opts.now ? opts.now : std::function<std::chrono::nanoseconds()>(detail::steady_now)),
-        prev_(capacity, unlinked),
-        next_(capacity, unlinked),
+        links_(capacity),
         level_(capacity, default_),
         deadline_(capacity, forever) {
     rules_.reserve(opts.classes.size());
     for (const auto& r : opts.classes)
       rules_.push_back(rule{clamp(r.priority), std::max<std::int64_t>(r.retention.count(), 0)});
-    head_.fill(invalid_block);
-    tail_.fill(invalid_block);
   }
 
   /// @brief Block @p b became a candidate: it goes to the most recent end of its effective
@@ -126,8 +124,8 @@ class priority_eviction {
     // Raised levels only: those above the default.
     for (std::uint32_t raised = nonempty_ >> (default_ + 1u); raised != 0; raised &= raised - 1) {
       const auto lv = static_cast<std::uint32_t>(std::countr_zero(raised)) + default_ + 1u;
-      while (head_[lv] != invalid_block && deadline_[head_[lv]] < now) {
-        const block_id b = head_[lv];
+      while (lists_[lv].head != invalid_block && deadline_[lists_[lv].head] < now) {
+        const block_id b = lists_[lv].head;
         unlink(b);
         level_[b] = default_;
         deadline_[b] = forever;
@@ -135,7 +133,7 @@ class priority_eviction {
       }
     }
     const auto lv = static_cast<std::uint32_t>(std::countr_zero(nonempty_));
-    const block_id b = head_[lv];
+    const block_id b = lists_[lv].head;
     unlink(b);
     return b;
   }
@@ -185,17 +183,16 @@ class priority_eviction {
   /// @brief Whether @p b is a candidate.
   /// @param b A block id.
   /// @return True when @p b is in a list.
-  [[nodiscard]] bool contains(block_id b) const noexcept { return prev_[b] != unlinked; }
+  [[nodiscard]] bool contains(block_id b) const noexcept { return links_.contains(b); }
 
   /// @brief Bytes of bookkeeping.
   /// @return 17 bytes per block plus the class rules.
   [[nodiscard]] std::size_t metadata_bytes() const noexcept {
-    return (prev_.size() + next_.size()) * sizeof(block_id) + level_.size() +
-           deadline_.size() * sizeof(std::int64_t) + rules_.size() * sizeof(rule);
+    return links_.bytes() + level_.size() + deadline_.size() * sizeof(std::int64_t) +
+           rules_.size() * sizeof(rule);
   }
 
  private:
-  static constexpr block_id unlinked = invalid_block - 1;
   static constexpr std::int64_t forever = std::numeric_limits<std::int64_t>::max();
 
   struct rule {
@@ -217,46 +214,25 @@ class priority_eviction {
   }
   void link(block_id b) noexcept {
     const std::uint8_t lv = level_[b];
-    prev_[b] = tail_[lv];
-    next_[b] = invalid_block;
-    if (tail_[lv] != invalid_block) {
-      next_[tail_[lv]] = b;
-    } else {
-      head_[lv] = b;
-      nonempty_ |= 1u << lv;
-    }
-    tail_[lv] = b;
+    links_.push_back(lists_[lv], b);
+    nonempty_ |= 1u << lv;
     ++size_;
   }
   void unlink(block_id b) noexcept {
     const std::uint8_t lv = level_[b];
-    const block_id p = prev_[b];
-    const block_id n = next_[b];
-    if (p != invalid_block) {
-      next_[p] = n;
-    } else {
-      head_[lv] = n;
-    }
-    if (n != invalid_block) {
-      prev_[n] = p;
-    } else {
-      tail_[lv] = p;
-    }
-    if (head_[lv] == invalid_block)
+    links_.unlink(lists_[lv], b);
+    if (lists_[lv].head == invalid_block)
       nonempty_ &= ~(1u << lv);
-    prev_[b] = next_[b] = unlinked;
     --size_;
   }
 
   std::uint8_t default_;
   std::function<std::chrono::nanoseconds()> now_;
   std::vector<rule> rules_;
-  std::vector<block_id> prev_;
-  std::vector<block_id> next_;
+  detail::intrusive_links links_;
   std::vector<std::uint8_t> level_;
   std::vector<std::int64_t> deadline_;
-  std::array<block_id, max_levels> head_{};
-  std::array<block_id, max_levels> tail_{};
+  std::array<detail::list_ends, max_levels> lists_{};
   std::uint32_t nonempty_ = 0;
   std::uint32_t size_ = 0;
 };

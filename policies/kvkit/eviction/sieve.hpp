@@ -6,6 +6,7 @@
 
 #include <kvkit/concepts.hpp>
 #include <kvkit/detail/assert.hpp>
+#include <kvkit/eviction/detail/intrusive_list.hpp>
 #include <kvkit/types.hpp>
 
 #include <cstddef>
@@ -42,22 +43,13 @@ class sieve_eviction {
 
   /// @brief Makes an empty policy for a pool of @p capacity blocks.
   /// @param capacity Blocks in the pool.
-  explicit sieve_eviction(std::uint32_t capacity)
-      : prev_(capacity, unlinked), next_(capacity, unlinked), flags_(capacity, 0) {}
+  explicit sieve_eviction(std::uint32_t capacity) : list_(capacity), flags_(capacity, 0) {}
 
   /// @brief Block @p b became a candidate: it goes to the newest end, visited if it was hit.
   /// @param b A block not in the policy.
   void insert(block_id b) noexcept {
     KVKIT_ASSERT(!contains(b), "sieve_eviction::insert: block already evictable");
-    prev_[b] = tail_;
-    next_[b] = invalid_block;
-    if (tail_ != invalid_block) {
-      next_[tail_] = b;
-    } else {
-      head_ = b;
-    }
-    tail_ = b;
-    ++size_;
+    list_.push_back(b);
   }
 
   /// @brief Block @p b stops being a candidate; a hand on it moves to its newer neighbour.
@@ -65,33 +57,21 @@ class sieve_eviction {
   void erase(block_id b) noexcept {
     KVKIT_ASSERT(contains(b), "sieve_eviction::erase: block not evictable");
     if (hand_ == b)
-      hand_ = next_[b];
-    const block_id p = prev_[b];
-    const block_id n = next_[b];
-    if (p != invalid_block) {
-      next_[p] = n;
-    } else {
-      head_ = n;
-    }
-    if (n != invalid_block) {
-      prev_[n] = p;
-    } else {
-      tail_ = p;
-    }
-    prev_[b] = next_[b] = unlinked;
-    --size_;
+      hand_ = list_.next(b);
+    list_.erase(b);
   }
 
   /// @brief Moves the hand past visited candidates (clearing their bits) and removes the first
   /// unvisited one.
   /// @return The block, or `invalid_block` when empty.
   [[nodiscard]] block_id victim() noexcept {
-    if (size_ == 0)
+    if (list_.size() == 0)
       return invalid_block;
-    block_id b = hand_ != invalid_block ? hand_ : head_;
+    block_id b = hand_ != invalid_block ? hand_ : list_.front();
     while ((flags_[b] & visited) != 0) {
       flags_[b] &= static_cast<std::uint8_t>(~visited);
-      b = next_[b] != invalid_block ? next_[b] : head_;
+      const block_id n = list_.next(b);
+      b = n != invalid_block ? n : list_.front();
     }
     hand_ = b;  // erase() moves it to b's newer neighbour (or to the oldest end next time)
     erase(b);
@@ -118,31 +98,26 @@ class sieve_eviction {
 
   /// @brief Candidates.
   /// @return The count.
-  [[nodiscard]] std::uint32_t size() const noexcept { return size_; }
+  [[nodiscard]] std::uint32_t size() const noexcept { return list_.size(); }
 
   /// @brief Whether @p b is a candidate.
   /// @param b A block id.
   /// @return True when @p b is in the list.
-  [[nodiscard]] bool contains(block_id b) const noexcept { return prev_[b] != unlinked; }
+  [[nodiscard]] bool contains(block_id b) const noexcept { return list_.contains(b); }
 
   /// @brief Bytes of bookkeeping.
   /// @return 9 bytes per block.
   [[nodiscard]] std::size_t metadata_bytes() const noexcept {
-    return (prev_.size() + next_.size()) * sizeof(block_id) + flags_.size();
+    return list_.bytes() + flags_.size();
   }
 
  private:
-  static constexpr block_id unlinked = invalid_block - 1;
   static constexpr std::uint8_t seen = 1;
   static constexpr std::uint8_t visited = 2;
 
-  std::vector<block_id> prev_;
-  std::vector<block_id> next_;
+  detail::intrusive_list list_;
   std::vector<std::uint8_t> flags_;
-  block_id head_ = invalid_block;
-  block_id tail_ = invalid_block;
   block_id hand_ = invalid_block;
-  std::uint32_t size_ = 0;
 };
 
 static_assert(eviction_policy<sieve_eviction>);

@@ -7,6 +7,7 @@
 #include <kvkit/concepts.hpp>
 #include <kvkit/detail/assert.hpp>
 #include <kvkit/eviction/detail/indexed_heap.hpp>
+#include <kvkit/eviction/detail/intrusive_list.hpp>
 #include <kvkit/types.hpp>
 
 #include <chrono>
@@ -60,8 +61,7 @@ class ttl_eviction {
       : ttl_(opts.ttl < std::chrono::nanoseconds::zero() ? std::chrono::nanoseconds::zero()
                                                          : opts.ttl),
         now_(opts.now ? opts.now : std::function<std::chrono::nanoseconds()>(detail::steady_now)),
-        prev_(capacity, unlinked),
-        next_(capacity, unlinked),
+        list_(capacity),
         last_(capacity, 0) {}
 
   /// @brief Block @p b became a candidate: it goes to the most recent end, accessed now.
@@ -69,24 +69,19 @@ class ttl_eviction {
   void insert(block_id b) {
     KVKIT_ASSERT(!contains(b), "ttl_eviction::insert: block already evictable");
     last_[b] = now_().count();
-    link(b);
+    list_.push_back(b);
   }
 
   /// @brief Block @p b stops being a candidate.
   /// @param b A block in the policy.
   void erase(block_id b) noexcept {
     KVKIT_ASSERT(contains(b), "ttl_eviction::erase: block not evictable");
-    unlink(b);
+    list_.erase(b);
   }
 
   /// @brief Removes and returns the least recently used candidate, expired or not.
   /// @return The block, or `invalid_block` when empty.
-  [[nodiscard]] block_id victim() noexcept {
-    const block_id b = head_;
-    if (b != invalid_block)
-      unlink(b);
-    return b;
-  }
+  [[nodiscard]] block_id victim() noexcept { return list_.pop_front(); }
 
   /// @brief Records an access to @p b now; a candidate moves to the most recent end.
   /// @param b A block id.
@@ -95,8 +90,8 @@ class ttl_eviction {
     (void)info;
     last_[b] = now_().count();
     if (contains(b)) {
-      unlink(b);
-      link(b);
+      list_.erase(b);
+      list_.push_back(b);
     }
   }
 
@@ -108,21 +103,21 @@ class ttl_eviction {
   /// @brief Removes and returns the least recently used candidate if it is expired.
   /// @return The block, or `invalid_block` when no candidate is expired.
   [[nodiscard]] block_id pop_expired() {
-    const block_id b = head_;
+    const block_id b = list_.front();
     if (b == invalid_block || !is_idle(b, now_().count()))
       return invalid_block;
-    unlink(b);
+    list_.erase(b);
     return b;
   }
 
   /// @brief Candidates.
   /// @return The count.
-  [[nodiscard]] std::uint32_t size() const noexcept { return size_; }
+  [[nodiscard]] std::uint32_t size() const noexcept { return list_.size(); }
 
   /// @brief Whether @p b is a candidate.
   /// @param b A block id.
   /// @return True when @p b is in the list.
-  [[nodiscard]] bool contains(block_id b) const noexcept { return prev_[b] != unlinked; }
+  [[nodiscard]] bool contains(block_id b) const noexcept { return list_.contains(b); }
 
   /// @brief The time to live.
   /// @return The configured `ttl_options::ttl`.
@@ -131,54 +126,21 @@ class ttl_eviction {
   /// @brief Bytes of bookkeeping.
   /// @return 16 bytes per block.
   [[nodiscard]] std::size_t metadata_bytes() const noexcept {
-    return (prev_.size() + next_.size()) * sizeof(block_id) + last_.size() * sizeof(std::int64_t);
+    return list_.bytes() + last_.size() * sizeof(std::int64_t);
   }
 
  private:
-  static constexpr block_id unlinked = invalid_block - 1;
-
   [[nodiscard]] bool is_idle(block_id b, std::int64_t now) const noexcept {
     // Idle time now - last, compared without overflow (a clock may start anywhere).
     return now > last_[b] &&
            static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(last_[b]) >
                static_cast<std::uint64_t>(ttl_.count());
   }
-  void link(block_id b) noexcept {
-    prev_[b] = tail_;
-    next_[b] = invalid_block;
-    if (tail_ != invalid_block) {
-      next_[tail_] = b;
-    } else {
-      head_ = b;
-    }
-    tail_ = b;
-    ++size_;
-  }
-  void unlink(block_id b) noexcept {
-    const block_id p = prev_[b];
-    const block_id n = next_[b];
-    if (p != invalid_block) {
-      next_[p] = n;
-    } else {
-      head_ = n;
-    }
-    if (n != invalid_block) {
-      prev_[n] = p;
-    } else {
-      tail_ = p;
-    }
-    prev_[b] = next_[b] = unlinked;
-    --size_;
-  }
 
   std::chrono::nanoseconds ttl_;
   std::function<std::chrono::nanoseconds()> now_;
-  std::vector<block_id> prev_;
-  std::vector<block_id> next_;
+  detail::intrusive_list list_;
   std::vector<std::int64_t> last_;
-  block_id head_ = invalid_block;
-  block_id tail_ = invalid_block;
-  std::uint32_t size_ = 0;
 };
 
 static_assert(eviction_policy<ttl_eviction>);
