@@ -80,9 +80,17 @@ status reference_prefill(const paged_kv<const T>& kv, const attention_problem& p
         double max_score = -std::numeric_limits<double>::infinity();
         for (std::uint32_t t = 0; t < visible; ++t) {
           const T* kt = kv.key(b, t, kvh);
-          double s = 0.0;
-          for (std::uint32_t x = 0; x < d; ++x)
-            s += double(qv[x]) * double(to_float(kt[x]));
+          // Four independent double sums (then combined): the same exactness, without one
+          // long chain of dependent additions.
+          double s4[4] = {0.0, 0.0, 0.0, 0.0};
+          std::uint32_t x = 0;
+          for (; x + 4 <= d; x += 4) {
+            for (std::uint32_t j = 0; j < 4; ++j)
+              s4[j] += double(qv[x + j]) * double(to_float(kt[x + j]));
+          }
+          for (; x < d; ++x)
+            s4[0] += double(qv[x]) * double(to_float(kt[x]));
+          const double s = (s4[0] + s4[1]) + (s4[2] + s4[3]);
           scores[t] = s * scale;
           max_score = std::max(max_score, scores[t]);
         }
