@@ -152,9 +152,12 @@ int run(Backend& backend, const options& o) {
              fmt(warm), fmt(m[1].hit_rate()), ucols[0], ucols[1], ucols[2]});
     std::printf("%6u %16.3f %16.3f %8.2fx %12.3f %12.3f %7.1f%%   %s\n", n, before, after,
                 before / after, cold, warm, 100 * m[1].hit_rate(), users_text.c_str());
-    if (o.check && !(after < before && m[1].hit_requests + 1 == n)) {
-      std::fprintf(stderr, "check failed: %u tasks: after %.4fs vs before %.4fs, %zu hits\n", n,
-                   after, before, m[1].hit_requests);
+    // Medians (robust on a shared machine): a warm task against a task with caching off.
+    if (o.check && !(m[1].p50_e2e_hit < m[0].p50_e2e && m[1].hit_requests + 1 == n)) {
+      std::fprintf(stderr,
+                   "check failed: %u tasks: median warm task %.4fs vs median task with caching "
+                   "off %.4fs, %zu hits\n",
+                   n, m[1].p50_e2e_hit, m[0].p50_e2e, m[1].hit_requests);
       ++violations;
     }
   }

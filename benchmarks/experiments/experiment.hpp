@@ -91,8 +91,9 @@ struct run_metrics {
   std::uint64_t prompt_tokens = 0, cached_tokens = 0, output_tokens = 0;
   std::size_t hit_requests = 0;  // requests with cached_tokens > 0
   double mean_ttft_hit = 0, mean_ttft_miss = 0;
-  std::size_t peak_kv_bytes = 0;        // blocks held by running requests
-  std::size_t peak_resident_bytes = 0;  // held plus cached
+  double p50_ttft_hit = 0, p50_e2e_hit = 0;  // requests with a hit
+  std::size_t peak_kv_bytes = 0;             // blocks held by running requests
+  std::size_t peak_resident_bytes = 0;       // held plus cached
   mini_engine::engine_stats engine;
   std::vector<mini_engine::request_record> records;  // by id
   std::vector<kvkit::class_stats> classes;           // per request class
@@ -121,7 +122,7 @@ inline double mean(const std::vector<double>& v) {
 inline run_metrics summarize(std::vector<mini_engine::request_record> records) {
   run_metrics m;
   std::sort(records.begin(), records.end(), [](auto& a, auto& b) { return a.id < b.id; });
-  std::vector<double> ttft, e2e, hit, miss;
+  std::vector<double> ttft, e2e, hit, miss, hit_e2e;
   double first = std::numeric_limits<double>::infinity(), last = 0;
   for (const auto& r : records) {
     ++m.requests;
@@ -134,6 +135,8 @@ inline run_metrics summarize(std::vector<mini_engine::request_record> records) {
     ttft.push_back(r.ttft());
     e2e.push_back(r.e2e());
     (r.cached_tokens > 0 ? hit : miss).push_back(r.ttft());
+    if (r.cached_tokens > 0)
+      hit_e2e.push_back(r.e2e());
     m.hit_requests += r.cached_tokens > 0 ? 1 : 0;
     m.prompt_tokens += r.prompt_tokens;
     m.cached_tokens += r.cached_tokens;
@@ -149,6 +152,8 @@ inline run_metrics summarize(std::vector<mini_engine::request_record> records) {
   m.p95_e2e = percentile(e2e, 0.95);
   m.mean_ttft_hit = mean(hit);
   m.mean_ttft_miss = mean(miss);
+  m.p50_ttft_hit = percentile(hit, 0.5);
+  m.p50_e2e_hit = percentile(hit_e2e, 0.5);
   m.makespan = ttft.empty() ? 0.0 : last - first;
   m.req_s = m.makespan > 0 ? double(ttft.size()) / m.makespan : 0.0;
   m.tok_s = m.makespan > 0 ? double(m.output_tokens) / m.makespan : 0.0;
