@@ -165,6 +165,9 @@ concept prefix_matcher = detail::matcher_constructible<M> && detail::matcher_has
 /// - `bool expired(block_id) const` and `block_id pop_expired()`: time-based expiry; an expired
 ///   candidate is never returned as a hit, and `prefix_cache::expire()` frees every block
 ///   `pop_expired()` hands out.
+/// - `void begin_batch() const` and `void end_batch() const`: the cache brackets each of its
+///   operations (admit, commit, append, fork, pin, finish, match, expire) with them, so a policy
+///   that keeps time can read its clock once per operation rather than once per block.
 /// - `std::size_t metadata_bytes() const`, `static constexpr std::string_view name`.
 template <class E>
 concept eviction_policy = detail::eviction_constructible<E> && detail::eviction_has_insert<E> &&

@@ -20,6 +20,26 @@ namespace detail {
 inline std::string cat_u(const char* a, std::uint64_t v) {
   return a + std::to_string(v);
 }
+
+// Brackets one cache operation for an eviction policy with `begin_batch()` / `end_batch()`
+// (the time-based ones read their clock once per operation instead of once per block).
+template <class E>
+class eviction_batch {
+ public:
+  explicit eviction_batch(const E& e) : e_(e) {
+    if constexpr (requires { e.begin_batch(); })
+      e_.begin_batch();
+  }
+  ~eviction_batch() {
+    if constexpr (requires { e_.end_batch(); })
+      e_.end_batch();
+  }
+  eviction_batch(const eviction_batch&) = delete;
+  eviction_batch& operator=(const eviction_batch&) = delete;
+
+ private:
+  const E& e_;
+};
 }  // namespace detail
 
 // ---- construction ----------------------------------------------------------------------------
@@ -257,6 +277,7 @@ typename KVKIT_PC::partial_match KVKIT_PC::find_partial(const cursor& at, std::u
 KVKIT_PC_TEMPLATE
 std::uint32_t KVKIT_PC::match(std::span<const token_id> prompt,
                               const request_options& options) const {
+  const detail::eviction_batch<Eviction> batch(evict_);
   if (prompt.size() <= 1)
     return 0;
   const std::uint32_t ns = find_ns(options, ns_key(options));
@@ -495,6 +516,7 @@ typename KVKIT_PC::seq_state& KVKIT_PC::new_sequence(std::uint32_t* index) {
 KVKIT_PC_TEMPLATE
 result<admission> KVKIT_PC::admit(std::span<const token_id> prompt,
                                   const request_options& options) {
+  const detail::eviction_batch<Eviction> batch(evict_);
   if (prompt.empty()) {
     return error{errc::empty_input, "kvkit: admit: the prompt is empty; pass at least one token"};
   }
@@ -614,6 +636,7 @@ result<admission> KVKIT_PC::admit(std::span<const token_id> prompt,
 
 KVKIT_PC_TEMPLATE
 result<commit_info> KVKIT_PC::commit(sequence_id seq, std::uint32_t num_computed_tokens) {
+  const detail::eviction_batch<Eviction> batch(evict_);
   auto found = lookup(seq, "commit");
   if (!found.ok())
     return found.error();
@@ -691,6 +714,7 @@ result<commit_info> KVKIT_PC::commit(sequence_id seq) {
 
 KVKIT_PC_TEMPLATE
 status KVKIT_PC::append(sequence_id seq, std::span<const token_id> tokens) {
+  const detail::eviction_batch<Eviction> batch(evict_);
   auto found = lookup(seq, "append");
   if (!found.ok())
     return found.error();
@@ -727,6 +751,7 @@ status KVKIT_PC::append(sequence_id seq, std::span<const token_id> tokens) {
 
 KVKIT_PC_TEMPLATE
 result<sequence_id> KVKIT_PC::fork(sequence_id seq) {
+  const detail::eviction_batch<Eviction> batch(evict_);
   auto found = lookup(seq, "fork");
   if (!found.ok())
     return found.error();
@@ -758,6 +783,7 @@ result<sequence_id> KVKIT_PC::fork(sequence_id seq) {
 
 KVKIT_PC_TEMPLATE
 result<pin_info> KVKIT_PC::pin(std::span<const token_id> prompt, const request_options& options) {
+  const detail::eviction_batch<Eviction> batch(evict_);
   if (prompt.empty()) {
     return error{errc::empty_input, "kvkit: pin: the prompt is empty; pass at least one token"};
   }
@@ -804,6 +830,7 @@ result<pin_info> KVKIT_PC::pin(std::span<const token_id> prompt, const request_o
 
 KVKIT_PC_TEMPLATE
 status KVKIT_PC::finish(sequence_id seq) {
+  const detail::eviction_batch<Eviction> batch(evict_);
   auto found = lookup(seq, "finish");
   if (!found.ok())
     return found.error();
@@ -900,6 +927,7 @@ std::uint32_t KVKIT_PC::invalidate_key(std::uint64_t key) {
 
 KVKIT_PC_TEMPLATE
 std::uint32_t KVKIT_PC::expire() {
+  const detail::eviction_batch<Eviction> batch(evict_);
   std::uint32_t freed = 0;
   if constexpr (requires { evict_.pop_expired(); }) {
     for (block_id b = evict_.pop_expired(); b != invalid_block; b = evict_.pop_expired()) {

@@ -6,6 +6,7 @@
 
 #include <kvkit/concepts.hpp>
 #include <kvkit/detail/assert.hpp>
+#include <kvkit/eviction/detail/batched_clock.hpp>
 #include <kvkit/eviction/detail/indexed_heap.hpp>
 #include <kvkit/eviction/detail/intrusive_list.hpp>
 #include <kvkit/types.hpp>
@@ -89,7 +90,7 @@ class priority_eviction {
   /// `std::chrono::steady_clock`).
   priority_eviction(std::uint32_t capacity, const priority_options& opts)
       : default_(clamp(opts.default_priority)),
-        now_(opts.now ? opts.now : std::function<std::chrono::nanoseconds()>(detail::steady_now)),
+        clock_(opts.now),
         links_(capacity),
         level_(capacity, default_),
         deadline_(capacity, forever) {
@@ -103,7 +104,7 @@ class priority_eviction {
   /// @param b A block not in the policy.
   void insert(block_id b) {
     KVKIT_ASSERT(!contains(b), "priority_eviction::insert: block already evictable");
-    lapse_if_due(b, now_().count());
+    lapse_if_due(b, clock_.now());
     link(b);
   }
 
@@ -120,7 +121,7 @@ class priority_eviction {
   [[nodiscard]] block_id victim() {
     if (size_ == 0)
       return invalid_block;
-    const std::int64_t now = now_().count();
+    const std::int64_t now = clock_.now();
     // Raised levels only: those above the default.
     for (std::uint32_t raised = nonempty_ >> (default_ + 1u); raised != 0; raised &= raised - 1) {
       const auto lv = static_cast<std::uint32_t>(std::countr_zero(raised)) + default_ + 1u;
@@ -143,7 +144,7 @@ class priority_eviction {
   /// @param b A block id.
   /// @param info The access; only its request class is used.
   void touch(block_id b, const access_info& info) {
-    const std::int64_t now = now_().count();
+    const std::int64_t now = clock_.now();
     const bool listed = contains(b);
     if (listed)
       unlink(b);
@@ -173,7 +174,7 @@ class priority_eviction {
   /// @param b A block id.
   /// @return Its priority, the default one once its hold ran out.
   [[nodiscard]] std::uint8_t priority(block_id b) const {
-    return deadline_[b] < now_().count() ? default_ : level_[b];
+    return deadline_[b] < clock_.now() ? default_ : level_[b];
   }
 
   /// @brief Candidates.
@@ -184,6 +185,13 @@ class priority_eviction {
   /// @param b A block id.
   /// @return True when @p b is in a list.
   [[nodiscard]] bool contains(block_id b) const noexcept { return links_.contains(b); }
+
+  /// @brief Reads the clock once for every call until the matching end_batch() (the cache
+  /// brackets each of its operations with the two). Batches nest.
+  void begin_batch() const { clock_.begin_batch(); }
+
+  /// @brief Ends the batch begun by the matching begin_batch().
+  void end_batch() const noexcept { clock_.end_batch(); }
 
   /// @brief Bytes of bookkeeping.
   /// @return 17 bytes per block plus the class rules.
@@ -227,7 +235,7 @@ class priority_eviction {
   }
 
   std::uint8_t default_;
-  std::function<std::chrono::nanoseconds()> now_;
+  detail::batched_clock clock_;
   std::vector<rule> rules_;
   detail::intrusive_links links_;
   std::vector<std::uint8_t> level_;

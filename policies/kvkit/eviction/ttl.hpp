@@ -6,6 +6,7 @@
 
 #include <kvkit/concepts.hpp>
 #include <kvkit/detail/assert.hpp>
+#include <kvkit/eviction/detail/batched_clock.hpp>
 #include <kvkit/eviction/detail/indexed_heap.hpp>
 #include <kvkit/eviction/detail/intrusive_list.hpp>
 #include <kvkit/types.hpp>
@@ -60,7 +61,7 @@ class ttl_eviction {
   ttl_eviction(std::uint32_t capacity, const ttl_options& opts)
       : ttl_(opts.ttl < std::chrono::nanoseconds::zero() ? std::chrono::nanoseconds::zero()
                                                          : opts.ttl),
-        now_(opts.now ? opts.now : std::function<std::chrono::nanoseconds()>(detail::steady_now)),
+        clock_(opts.now),
         list_(capacity),
         last_(capacity, 0) {}
 
@@ -68,7 +69,7 @@ class ttl_eviction {
   /// @param b A block not in the policy.
   void insert(block_id b) {
     KVKIT_ASSERT(!contains(b), "ttl_eviction::insert: block already evictable");
-    last_[b] = now_().count();
+    last_[b] = clock_.now();
     list_.push_back(b);
   }
 
@@ -88,7 +89,7 @@ class ttl_eviction {
   /// @param info The access (unused: the policy keeps time with its own clock).
   void touch(block_id b, const access_info& info) {
     (void)info;
-    last_[b] = now_().count();
+    last_[b] = clock_.now();
     if (contains(b)) {
       list_.erase(b);
       list_.push_back(b);
@@ -98,13 +99,13 @@ class ttl_eviction {
   /// @brief Whether @p b is a candidate idle for longer than the time to live.
   /// @param b A block id.
   /// @return True when expired.
-  [[nodiscard]] bool expired(block_id b) const { return contains(b) && is_idle(b, now_().count()); }
+  [[nodiscard]] bool expired(block_id b) const { return contains(b) && is_idle(b, clock_.now()); }
 
   /// @brief Removes and returns the least recently used candidate if it is expired.
   /// @return The block, or `invalid_block` when no candidate is expired.
   [[nodiscard]] block_id pop_expired() {
     const block_id b = list_.front();
-    if (b == invalid_block || !is_idle(b, now_().count()))
+    if (b == invalid_block || !is_idle(b, clock_.now()))
       return invalid_block;
     list_.erase(b);
     return b;
@@ -123,6 +124,13 @@ class ttl_eviction {
   /// @return The configured `ttl_options::ttl`.
   [[nodiscard]] std::chrono::nanoseconds ttl() const noexcept { return ttl_; }
 
+  /// @brief Reads the clock once for every call until the matching end_batch() (the cache
+  /// brackets each of its operations with the two). Batches nest.
+  void begin_batch() const { clock_.begin_batch(); }
+
+  /// @brief Ends the batch begun by the matching begin_batch().
+  void end_batch() const noexcept { clock_.end_batch(); }
+
   /// @brief Bytes of bookkeeping.
   /// @return 16 bytes per block.
   [[nodiscard]] std::size_t metadata_bytes() const noexcept {
@@ -138,7 +146,7 @@ class ttl_eviction {
   }
 
   std::chrono::nanoseconds ttl_;
-  std::function<std::chrono::nanoseconds()> now_;
+  detail::batched_clock clock_;
   detail::intrusive_list list_;
   std::vector<std::int64_t> last_;
 };
