@@ -228,12 +228,7 @@ kvkit::result<run_metrics> run_workload(Backend& backend, const std::vector<work
   return m;
 }
 
-/// Measured machine rates behind the cost model.
-struct cost_rates {
-  double dense_macs_per_s = 0;      // the backend's matmuls at the model's shapes
-  double attention_macs_per_s = 0;  // the backend's attention over paged K/V
-  std::string how;                  // what was measured
-};
+using mini_engine::cost_rates;
 
 /// Rates of the CPU backend: its matmul (OpenBLAS) on 256 rows of the model's MLP shape, and
 /// kvkit's reference attention of 256 queries over 1024 cached tokens, timed here.

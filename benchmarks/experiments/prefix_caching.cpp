@@ -101,8 +101,10 @@ int run(Backend& backend, const options& o) {
   cost_rates rates;
   if constexpr (std::is_same_v<Backend, mini_engine::cpu_backend<kvkit::bf16>>)
     rates = measure_cpu_rates(c);
+  else if (auto measured = backend.measure_rates(); measured)
+    rates = *measured;
   else
-    rates = backend.measure_rates();
+    std::fprintf(stderr, "prefix_caching: %s\n", measured.error().message().c_str());
   std::printf("cost model rates (measured now): dense %.2f GMAC/s, attention %.2f GMAC/s (%s)\n\n",
               rates.dense_macs_per_s / 1e9, rates.attention_macs_per_s / 1e9, rates.how.c_str());
 

@@ -196,6 +196,14 @@ struct model_weights {
   }
 };
 
+/// @brief Rates a backend sustains, measured on the machine: what the cost model divides the
+/// model's multiply-add counts by.
+struct cost_rates {
+  double dense_macs_per_s = 0;      ///< Matmuls at the model's shapes.
+  double attention_macs_per_s = 0;  ///< Prefill attention over paged K/V.
+  std::string how;                  ///< What was timed.
+};
+
 /// @brief One forward pass over a ragged batch: every sequence brings its new tokens (a prefill
 /// chunk, or one decode token), whose K/V the backend writes into the sequence's pages before
 /// attending over everything the pages hold. Views borrow the scheduler's arrays.
