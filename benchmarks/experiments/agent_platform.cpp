@@ -35,7 +35,7 @@ struct options {
   std::uint32_t tier_cache_prefixes = 8;  // cache capacity, in tier prefixes
   bool smoke = false;
   bool check = false;
-  std::string model = "tiny";
+  std::string model;  // empty: tiny on cpu, 1b on cuda
   std::string backend = "cpu";
   std::string out_dir = ".";
   std::uint64_t seed = 7;
@@ -314,29 +314,6 @@ int main(int argc, char** argv) {
     o.tier_requests = 60;
     o.tier_prefix = 64;
   }
-  mini_engine::model_config config = o.model == "tiny"       ? mini_engine::model_config::tiny()
-                                     : o.model == "small128" ? mini_engine::model_config::small128()
-                                                             : mini_engine::model_config::gpu_1b();
-  auto weights = mini_engine::model_weights::random(config);
-  if (!weights) {
-    std::fprintf(stderr, "agent_platform: %s\n", weights.error().message().c_str());
-    return 2;
-  }
-  if (o.backend == "cpu") {
-    mini_engine::cpu_backend<kvkit::bf16> backend(std::move(*weights));
-    return run(backend, o);
-  }
-#if defined(MINI_ENGINE_HAVE_CUDA)
-  auto backend = mini_engine::cuda_backend::create(*weights);
-  if (!backend) {
-    std::fprintf(stderr, "agent_platform: %s\n", backend.error().message().c_str());
-    return 2;
-  }
-  return run(*backend, o);
-#else
-  std::fprintf(stderr,
-               "agent_platform: --backend cuda needs a build with CUDA "
-               "(KVKIT_ENABLE_CUDA=ON); this build has only the cpu backend\n");
-  return 2;
-#endif
+  return with_backend("agent_platform", o.model, o.backend,
+                      [&o](auto& backend) { return run(backend, o); });
 }

@@ -344,4 +344,41 @@ inline bool csv_header_is(const std::string& path, const std::vector<std::string
   return line == want;
 }
 
+/// Builds the model named @p model (tiny | small128 | 1b; empty: tiny on the cpu backend, 1b
+/// on cuda) and the backend named @p backend
+/// (cpu | cuda), then returns `run(backend)`; 2 with a message on stderr naming @p tool when
+/// either cannot be made.
+template <class Run>
+int with_backend(const char* tool, const std::string& model, const std::string& backend,
+                 Run&& run) {
+  const std::string name = !model.empty() ? model : backend == "cuda" ? "1b" : "tiny";
+  const mini_engine::model_config config = name == "tiny" ? mini_engine::model_config::tiny()
+                                           : name == "small128"
+                                               ? mini_engine::model_config::small128()
+                                               : mini_engine::model_config::gpu_1b();
+  auto weights = mini_engine::model_weights::random(config);
+  if (!weights) {
+    std::fprintf(stderr, "%s: %s\n", tool, weights.error().message().c_str());
+    return 2;
+  }
+  if (backend == "cpu") {
+    mini_engine::cpu_backend<kvkit::bf16> b(std::move(*weights));
+    return run(b);
+  }
+#if defined(MINI_ENGINE_HAVE_CUDA)
+  auto b = mini_engine::cuda_backend::create(*weights);
+  if (!b) {
+    std::fprintf(stderr, "%s: %s\n", tool, b.error().message().c_str());
+    return 2;
+  }
+  return run(*b);
+#else
+  std::fprintf(stderr,
+               "%s: --backend cuda needs a build with CUDA (KVKIT_ENABLE_CUDA=ON); this build "
+               "has only the cpu backend\n",
+               tool);
+  return 2;
+#endif
+}
+
 }  // namespace experiments

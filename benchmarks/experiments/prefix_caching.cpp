@@ -35,7 +35,7 @@ struct options {
   bool anti_patterns = true;
   bool smoke = false;
   bool check = false;
-  std::string model = "tiny";
+  std::string model;  // empty: tiny on cpu, 1b on cuda
   std::string backend = "cpu";
   std::string out_dir = ".";
   std::uint64_t seed = 1;
@@ -352,29 +352,6 @@ int main(int argc, char** argv) {
     o.new_tokens = 4;
     o.anti_pattern_concurrency = 4;
   }
-  mini_engine::model_config config = o.model == "tiny"       ? mini_engine::model_config::tiny()
-                                     : o.model == "small128" ? mini_engine::model_config::small128()
-                                                             : mini_engine::model_config::gpu_1b();
-  auto weights = mini_engine::model_weights::random(config);
-  if (!weights) {
-    std::fprintf(stderr, "prefix_caching: %s\n", weights.error().message().c_str());
-    return 2;
-  }
-  if (o.backend == "cpu") {
-    mini_engine::cpu_backend<kvkit::bf16> backend(std::move(*weights));
-    return run(backend, o);
-  }
-#if defined(MINI_ENGINE_HAVE_CUDA)
-  auto backend = mini_engine::cuda_backend::create(*weights);
-  if (!backend) {
-    std::fprintf(stderr, "prefix_caching: %s\n", backend.error().message().c_str());
-    return 2;
-  }
-  return run(*backend, o);
-#else
-  std::fprintf(stderr,
-               "prefix_caching: --backend cuda needs a build with CUDA "
-               "(KVKIT_ENABLE_CUDA=ON); this build has only the cpu backend\n");
-  return 2;
-#endif
+  return with_backend("prefix_caching", o.model, o.backend,
+                      [&o](auto& backend) { return run(backend, o); });
 }

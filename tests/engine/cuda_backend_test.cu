@@ -13,12 +13,16 @@
 #include <vector>
 
 #include "cuda/cuda_test_support.hpp"
+#include "support/engine_testing.hpp"
 #include <mini_engine/cpu_backend.hpp>
 #include <mini_engine/cuda_backend.hpp>
 #include <mini_engine/engine.hpp>
 
 namespace {
 
+using kvkit::test::concat;
+using kvkit::test::max_abs;
+using kvkit::test::max_diff;
 using mini_engine::engine_options;
 using mini_engine::model_config;
 using mini_engine::model_weights;
@@ -50,6 +54,10 @@ const model_weights& weights() {
   return w;
 }
 
+tokens random_tokens(std::size_t n, std::uint64_t seed) {
+  return kvkit::test::random_tokens(n, seed, weights().config.vocab_size);
+}
+
 kvkit::kv_layout layout_for(std::uint32_t block_size, std::uint32_t num_blocks) {
   const model_config& c = weights().config;
   return {.num_layers = c.num_layers,
@@ -57,20 +65,6 @@ kvkit::kv_layout layout_for(std::uint32_t block_size, std::uint32_t num_blocks) 
           .head_dim = c.head_dim,
           .block_size = block_size,
           .num_blocks = num_blocks};
-}
-
-tokens random_tokens(std::size_t n, std::uint64_t seed) {
-  tokens t(n);
-  for (auto& x : t) {
-    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-    x = static_cast<kvkit::token_id>((seed >> 33) % weights().config.vocab_size);
-  }
-  return t;
-}
-
-tokens concat(tokens a, const tokens& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
 }
 
 struct captured {
@@ -109,20 +103,6 @@ captured run(Backend backend, const std::vector<tokens>& prompts, engine_options
     out.cached[r.id] = r.cached_tokens;
   }
   return out;
-}
-
-double max_abs(std::span<const float> v) {
-  double m = 0;
-  for (float x : v)
-    m = std::max(m, double(std::fabs(x)));
-  return m;
-}
-
-double max_diff(std::span<const float> a, std::span<const float> b) {
-  double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    m = std::max(m, double(std::fabs(a[i] - b[i])));
-  return m;
 }
 
 std::vector<tokens> shared_prefix_prompts() {

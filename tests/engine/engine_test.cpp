@@ -12,11 +12,15 @@
 #include <map>
 #include <vector>
 
+#include "support/engine_testing.hpp"
 #include <mini_engine/cpu_backend.hpp>
 #include <mini_engine/engine.hpp>
 
 namespace {
 
+using kvkit::test::concat;
+using kvkit::test::max_abs;
+using kvkit::test::max_diff;
 using mini_engine::engine_options;
 using mini_engine::model_config;
 using mini_engine::model_weights;
@@ -32,6 +36,10 @@ const model_weights& weights() {
   return w;
 }
 
+tokens random_tokens(std::size_t n, std::uint64_t seed) {
+  return kvkit::test::random_tokens(n, seed, weights().config.vocab_size);
+}
+
 engine_t make_engine(engine_options o, std::uint32_t block_size = 16,
                      std::uint32_t num_blocks = 256) {
   const model_config& c = weights().config;
@@ -43,20 +51,6 @@ engine_t make_engine(engine_options o, std::uint32_t block_size = 16,
   auto cache = cache_t::create({.num_blocks = num_blocks, .block_size = block_size},
                                *backend_t::storage_type::create(layout));
   return engine_t(std::move(*cache), backend_t(weights()), o);
-}
-
-tokens random_tokens(std::size_t n, std::uint64_t seed) {
-  tokens t(n);
-  for (auto& x : t) {
-    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-    x = static_cast<kvkit::token_id>((seed >> 33) % weights().config.vocab_size);
-  }
-  return t;
-}
-
-tokens concat(tokens a, const tokens& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
 }
 
 // --- independent dense reference: full prompt, no pages, plain loops, double sums ------------
@@ -182,20 +176,6 @@ captured run(engine_t& e, const std::vector<tokens>& prompts, bool sequential,
   std::sort(out.records.begin(), out.records.end(),
             [](const auto& a, const auto& b) { return a.id < b.id; });
   return out;
-}
-
-double max_abs(std::span<const float> v) {
-  double m = 0;
-  for (float x : v)
-    m = std::max(m, double(std::fabs(x)));
-  return m;
-}
-
-double max_diff(std::span<const float> a, std::span<const float> b) {
-  double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    m = std::max(m, double(std::fabs(a[i] - b[i])));
-  return m;
 }
 
 TEST(MiniEngine, LogitsMatchAnIndependentDenseTransformer) {
