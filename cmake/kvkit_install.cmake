@@ -29,6 +29,9 @@ set(_kvkit_install_targets kvkit)
 if(KVKIT_CUDA_ENABLED)
   list(APPEND _kvkit_install_targets kvkit_cuda)
 endif()
+if(KVKIT_REDIS_ENABLED)
+  list(APPEND _kvkit_install_targets kvkit_redis)
+endif()
 install(TARGETS ${_kvkit_install_targets}
   EXPORT kvkitTargets
   ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT kvkit_development
@@ -44,6 +47,11 @@ if(KVKIT_CUDA_ENABLED)
 else()
   set(KVKIT_CONFIG_HAS_CUDA FALSE)
   set(KVKIT_CONFIG_KERNEL_CONFIGS "")
+endif()
+if(KVKIT_REDIS_ENABLED)
+  set(KVKIT_CONFIG_HAS_REDIS TRUE)
+else()
+  set(KVKIT_CONFIG_HAS_REDIS FALSE)
 endif()
 configure_package_config_file(
   "${PROJECT_SOURCE_DIR}/cmake/kvkitConfig.cmake.in"
