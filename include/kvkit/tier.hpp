@@ -367,7 +367,7 @@ concept tier_has_stats = requires(const T& t) {
 ///   whose store expires by itself returns 0).
 /// - `tier_stats stats() const`.
 ///
-/// Optional, detected by @ref kvkit::tier_traits: `static constexpr std::string_view name`,
+/// Optional, detected by `kvkit::tier_traits`: `static constexpr std::string_view name`,
 /// `bool accepts(tier_store_reason) const` (default: eviction and warm).
 ///
 /// Tiers are not thread-safe: the owner serialises calls (as it does for `prefix_cache`).

@@ -97,8 +97,13 @@ class host_tier {
   /// a bad layout, arena too large or not allocated).
   [[nodiscard]] static result<host_tier> create(const kv_layout& layout, options opts);
 
-  host_tier(host_tier&&) noexcept = default;             ///< Moves the tier.
-  host_tier& operator=(host_tier&&) noexcept = default;  ///< Moves the tier.
+  /// @brief Moves a tier.
+  /// @param other The tier moved from (left empty).
+  host_tier(host_tier&& other) noexcept = default;
+  /// @brief Moves a tier.
+  /// @param other The tier moved from (left empty).
+  /// @return This tier.
+  host_tier& operator=(host_tier&& other) noexcept = default;
 
   /// @brief Shape of the blocks (`num_blocks` is the capacity).
   /// @return The layout.

@@ -50,7 +50,7 @@ struct redis_tier_options {
   /// operation (one more round trip each).
   std::chrono::milliseconds generation_refresh{1000};
   /// @brief Time to live of the generation keys (renewed whenever read); 0: none. Keep it longer
-  /// than @ref ttl: a lost generation makes its namespace's values unreachable (a miss, never
+  /// than `ttl`: a lost generation makes its namespace's values unreachable (a miss, never
   /// stale bytes).
   std::chrono::seconds generation_ttl{7 * 24 * 3600};
   /// @brief When blocks are written: on eviction from the pool, or on commit (write-through).
