@@ -406,9 +406,13 @@ TYPED_TEST(HostTier, BadBlocksAreRefusedAndChangeNothing) {
   const test_chain d(small_layout(), seed, 1, 0, {}, iota_tokens(8, 50));
   auto collided = d.block(0);
   collided.key = c.keys[1];  // another content under a held key
-  const kvkit::tier_block bad[] = {b, collided};
+  auto own_parent = d.block(1);
+  own_parent.parent = own_parent.key;  // a block cannot be its own parent
+  auto no_bytes = d.block(1);
+  no_bytes.kv = {};
+  const kvkit::tier_block bad[] = {b, collided, own_parent, no_bytes};
   EXPECT_EQ(tier.store(bad, kvkit::tier_store_reason::eviction), 0u);
-  EXPECT_EQ(tier.stats().rejected_blocks, 2u);
+  EXPECT_EQ(tier.stats().rejected_blocks, 4u);
   EXPECT_EQ(tier.stats().evictions, 0u);  // nothing evicted for a refused block
   EXPECT_EQ(tier.lookup(c.chain()), 2u);
   block_buffers out(small_layout(), 2);

@@ -126,7 +126,7 @@ class host_tier {
   /// A block already held (same key, tokens, parent and namespace) is only refreshed. A block
   /// whose key is held with other content (a collision) or whose namespace key is held by other
   /// request keys is not stored (`rejected_blocks`, `content_mismatch`); nor is a block whose
-  /// token count is not the block size.
+  /// token count is not the block size, without bytes, or whose key equals its parent key.
   /// @param blocks The blocks, in any order.
   /// @param reason Why they are offered.
   /// @return Blocks of @p blocks that the tier holds afterwards (0 when @p reason is not accepted).

@@ -435,8 +435,8 @@ std::uint32_t host_tier<Eviction>::store(std::span<const tier_block> blocks,
   const std::size_t segments = kv_segments(layout_);
   std::uint32_t held = 0;
   for (const tier_block& b : blocks) {
-    if (b.tokens.size() != bs || b.kv.data == nullptr) {
-      ++stats_.rejected_blocks;
+    if (b.tokens.size() != bs || b.kv.data == nullptr || b.key == b.parent) {
+      ++stats_.rejected_blocks;  // not a block of a chain: refused, nothing changes
       continue;
     }
     const std::uint32_t existing = index_.find(b.key);
