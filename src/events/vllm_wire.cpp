@@ -2,6 +2,7 @@
 // vLLM KVEventBatch encoding with msgpack-cxx's packer. Integers take their shortest msgpack form,
 // the timestamp a float64 and map headers the width msgspec gives them, so a batch encodes to the
 // same bytes as msgspec.msgpack.encode() of vLLM v0.33.0's KVEventBatch (tests/events checks it).
+#include <kvkit/detail/assert.hpp>
 #include <kvkit/events/vllm_wire.hpp>
 
 #ifndef MSGPACK_NO_BOOST
@@ -55,6 +56,8 @@ std::uint32_t vllm_event_batch::medium_index(std::string_view medium) {
 }
 
 void vllm_event_batch::add(const block_stored_event& e) {
+  KVKIT_ASSERT(e.tokens.size() == e.block_size,
+               "vllm_event_batch::add: a stored block carries exactly block_size tokens");
   ++added_;
   const std::uint32_t medium = medium_index(e.medium);
   const bool continues = !events_.empty() && events_.back().kind == event_kind::stored &&

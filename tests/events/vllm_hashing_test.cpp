@@ -10,8 +10,23 @@
 
 #include <cstdint>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
+
+#include "support/choice_source.hpp"
+#include "support/differential_driver.hpp"
+#include "support/matcher_conformance.hpp"
+
+namespace kvkit::test {
+namespace {
+// The matcher conformance suite over the vLLM-hash matcher.
+INSTANTIATE_TYPED_TEST_SUITE_P(vllm, matcher_conformance, ::testing::Types<vllm_hash_matcher>);
+// Whole blocks only: the partial-block suite does not apply.
+static_assert(!has_find_partial<vllm_hash_matcher>);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(matcher_partial_conformance);
+}  // namespace
+}  // namespace kvkit::test
 
 namespace {
 
@@ -222,6 +237,33 @@ TEST(VllmHashMatcher, CacheHitsAreVerifiedAndTenantsIsolated) {
   diverging[9] = 7;
   EXPECT_EQ(cache.match(diverging), 8u);
   ASSERT_TRUE(cache.check_invariants()) << cache.check_invariants().message();
+}
+
+void add_gtest_failure(const char* file, int line, const std::string& message) {
+  ADD_FAILURE_AT(file, line) << message;
+}
+
+// The cache with the vLLM-hash matcher against the independent model of tests/core's
+// differential test (random admits, commits, appends, forks, evictions, invalidations).
+TEST(VllmHashMatcher, CacheAgreesWithTheReferenceModel) {
+  using cache_t = kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::vllm_hash_matcher,
+                                      kvkit::lru_eviction, kvkit::host_storage<float>>;
+  constexpr std::uint32_t pools[] = {4, 6, 8, 16, 32};
+  std::uint64_t hits = 0;
+  for (const std::uint32_t block_size : {1u, 4u, 16u}) {
+    for (std::uint64_t seed = 7000; seed < 7010; ++seed) {
+      const std::uint32_t num_blocks = pools[seed % std::size(pools)];
+      SCOPED_TRACE(::testing::Message() << "seed=" << seed << " block_size=" << block_size
+                                        << " num_blocks=" << num_blocks);
+      kvkit::test::rng_choices choices(seed);
+      kvkit::test::differential_run<cache_t, kvkit::test::rng_choices> run(
+          choices, add_gtest_failure, seed, block_size, num_blocks);
+      hits += run.run(300).hits;
+      if (::testing::Test::HasFailure())
+        return;
+    }
+  }
+  EXPECT_GT(hits, 0u);
 }
 
 }  // namespace
