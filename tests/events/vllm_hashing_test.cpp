@@ -120,19 +120,7 @@ TEST(VllmHashing, BlockHashesAndTheirCborPreimages) {
 
     // The CBOR preimage, byte for byte as cbor2.dumps(..., canonical=True) wrote it.
     std::vector<std::uint8_t> cbor;
-    kvkit::detail::cbor::writer w(cbor);
-    w.array(3);
-    w.bytes(parent);
-    w.array(tokens.size());
-    for (const token_id t : tokens)
-      w.sint(t);
-    if (keys.empty()) {
-      w.null();
-    } else {
-      w.array(keys.size());
-      for (const auto& k : keys)
-        kvkit::detail::vllm_encode_extra_key(w, k);
-    }
+    kvkit::detail::vllm_block_preimage(parent, tokens, keys, cbor);
     EXPECT_EQ(hex(cbor), v.at("cbor").get<std::string>());
 
     const vllm_block_hash h = kvkit::vllm_hash_block_tokens(parent, tokens, keys);

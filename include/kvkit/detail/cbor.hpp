@@ -8,60 +8,72 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string_view>
 
 namespace kvkit::detail::cbor {
 
-/// Appends CBOR bytes to a caller-owned buffer (std::vector<std::uint8_t> or similar).
-template <class Buffer>
+/// Bytes a head (major type + argument) takes at most; an item takes at most this plus its
+/// payload (string bytes).
+inline constexpr std::size_t max_head = 9;
+
+/// Writes CBOR through a raw pointer into a buffer the caller sized (see max_head).
 class writer {
  public:
-  explicit writer(Buffer& out) noexcept : out_(out) {}
+  explicit writer(std::uint8_t* out) noexcept : p_(out) {}
 
-  void uint(std::uint64_t v) { head(0, v); }
-  void sint(std::int64_t v) {
+  /// One past the last byte written.
+  [[nodiscard]] std::uint8_t* end() const noexcept { return p_; }
+
+  void uint(std::uint64_t v) noexcept { head(0, v); }
+  void sint(std::int64_t v) noexcept {
     if (v >= 0)
       head(0, static_cast<std::uint64_t>(v));
     else
       head(1, ~static_cast<std::uint64_t>(v));  // -1 - v
   }
-  void bytes(std::span<const std::uint8_t> b) {
+  void bytes(std::span<const std::uint8_t> b) noexcept {
     head(2, b.size());
-    out_.insert(out_.end(), b.begin(), b.end());
+    copy(b.data(), b.size());
   }
-  void text(std::string_view s) {
+  void text(std::string_view s) noexcept {
     head(3, s.size());
-    out_.insert(out_.end(), s.begin(), s.end());
+    copy(s.data(), s.size());
   }
-  void array(std::size_t n) { head(4, n); }
-  void null() { out_.push_back(std::uint8_t{0xf6}); }
+  void array(std::size_t n) noexcept { head(4, n); }
+  void null() noexcept { *p_++ = 0xf6; }
 
  private:
-  void head(std::uint8_t major, std::uint64_t v) {
+  void copy(const void* src, std::size_t n) noexcept {
+    if (n != 0)
+      std::memcpy(p_, src, n);
+    p_ += n;
+  }
+  void head(std::uint8_t major, std::uint64_t v) noexcept {
     const auto m = static_cast<std::uint8_t>(major << 5);
     if (v < 24) {
-      out_.push_back(static_cast<std::uint8_t>(m | v));
-    } else if (v <= 0xFFu) {
-      out_.push_back(static_cast<std::uint8_t>(m | 24));
-      out_.push_back(static_cast<std::uint8_t>(v));
-    } else if (v <= 0xFFFFu) {
-      out_.push_back(static_cast<std::uint8_t>(m | 25));
-      big_endian(v, 2);
-    } else if (v <= 0xFFFFFFFFu) {
-      out_.push_back(static_cast<std::uint8_t>(m | 26));
-      big_endian(v, 4);
-    } else {
-      out_.push_back(static_cast<std::uint8_t>(m | 27));
-      big_endian(v, 8);
+      *p_++ = static_cast<std::uint8_t>(m | v);
+      return;
     }
-  }
-  void big_endian(std::uint64_t v, int n) {
-    for (int i = n - 1; i >= 0; --i)
-      out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+    int bytes = 8;
+    std::uint8_t info = 27;
+    if (v <= 0xFFu) {
+      bytes = 1;
+      info = 24;
+    } else if (v <= 0xFFFFu) {
+      bytes = 2;
+      info = 25;
+    } else if (v <= 0xFFFFFFFFu) {
+      bytes = 4;
+      info = 26;
+    }
+    *p_++ = static_cast<std::uint8_t>(m | info);
+    for (int i = bytes - 1; i >= 0; --i)
+      *p_++ = static_cast<std::uint8_t>(v >> (8 * i));
   }
 
-  Buffer& out_;
+  std::uint8_t* p_;
 };
 
 }  // namespace kvkit::detail::cbor

@@ -1,12 +1,15 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
-// Implementation of <kvkit/vllm_hashing.hpp>: the CBOR preimage of each hash and SHA-256
-// (OpenSSL's one-shot SHA256(), which uses the CPU's SHA extensions where present).
+// Implementation of <kvkit/vllm_hashing.hpp>: the CBOR preimage of each hash and SHA-256 from
+// OpenSSL (which uses the CPU's SHA extensions where present). The digest is fetched once and
+// each thread reuses one context: OpenSSL 3's one-shot SHA256() looks the algorithm up on every
+// call, which costs more than hashing a block.
 #pragma once
 
 #include <kvkit/detail/cbor.hpp>
 
 #include <type_traits>
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 namespace kvkit {
@@ -18,14 +21,31 @@ inline std::vector<std::uint8_t>& vllm_preimage_buffer() {
   return buffer;
 }
 
+struct vllm_sha256_context {
+  EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  vllm_sha256_context() = default;
+  vllm_sha256_context(const vllm_sha256_context&) = delete;
+  vllm_sha256_context& operator=(const vllm_sha256_context&) = delete;
+  ~vllm_sha256_context() {
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_free(md);
+  }
+};
+
 inline vllm_block_hash vllm_sha256(std::span<const std::uint8_t> bytes) {
+  thread_local vllm_sha256_context c;
   vllm_block_hash out;
-  SHA256(bytes.data(), bytes.size(), out.data());
+  unsigned int size = 0;
+  if (c.md == nullptr || c.ctx == nullptr || EVP_DigestInit_ex2(c.ctx, c.md, nullptr) != 1 ||
+      EVP_DigestUpdate(c.ctx, bytes.data(), bytes.size()) != 1 ||
+      EVP_DigestFinal_ex(c.ctx, out.data(), &size) != 1 || size != out.size()) {
+    SHA256(bytes.data(), bytes.size(), out.data());  // the slow path gives the same digest
+  }
   return out;
 }
 
-template <class Buffer>
-void vllm_encode_extra_key(cbor::writer<Buffer>& w, const vllm_extra_key& key) {
+inline void vllm_encode_extra_key(cbor::writer& w, const vllm_extra_key& key) noexcept {
   std::visit(
       [&w](const auto& k) {
         using K = std::decay_t<decltype(k)>;
@@ -52,22 +72,35 @@ void vllm_encode_extra_key(cbor::writer<Buffer>& w, const vllm_extra_key& key) {
       key);
 }
 
-}  // namespace detail
-
-inline vllm_block_hash vllm_none_hash(std::string_view seed) {
-  std::vector<std::uint8_t>& buf = detail::vllm_preimage_buffer();
-  buf.clear();
-  detail::cbor::writer w(buf);
-  w.text(seed);
-  return detail::vllm_sha256(buf);
+// Bytes the CBOR of an extra key takes at most.
+inline std::size_t vllm_extra_key_bound(const vllm_extra_key& key) noexcept {
+  return std::visit(
+      [](const auto& k) -> std::size_t {
+        using K = std::decay_t<decltype(k)>;
+        constexpr std::size_t h = cbor::max_head;
+        if constexpr (std::is_same_v<K, vllm_lora_key>)
+          return 4 * h + 4 + k.name.size() + k.path.size();
+        else if constexpr (std::is_same_v<K, vllm_mm_key>)
+          return 4 * h + 2 + k.identifier.size();
+        else if constexpr (std::is_same_v<K, vllm_cache_salt_key>)
+          return 3 * h + 10 + k.salt.size();
+        else
+          return 3 * h + 13 + k.digest.size();
+      },
+      key);
 }
 
-inline vllm_block_hash vllm_hash_block_tokens(const vllm_block_hash& parent,
-                                              std::span<const token_id> tokens,
-                                              std::span<const vllm_extra_key> extra_keys) {
-  std::vector<std::uint8_t>& buf = detail::vllm_preimage_buffer();
-  buf.clear();
-  detail::cbor::writer w(buf);
+// The CBOR of (parent, tuple(tokens), extra_keys or None), as cbor2.dumps(canonical=True)
+// writes it; replaces the contents of `out`.
+inline void vllm_block_preimage(const vllm_block_hash& parent, std::span<const token_id> tokens,
+                                std::span<const vllm_extra_key> extra_keys,
+                                std::vector<std::uint8_t>& out) {
+  std::size_t bound = 4 * cbor::max_head + parent.size() + cbor::max_head * tokens.size();
+  for (const vllm_extra_key& k : extra_keys)
+    bound += vllm_extra_key_bound(k);
+  if (out.size() < bound)
+    out.resize(bound);
+  cbor::writer w(out.data());
   w.array(3);
   w.bytes(parent);
   w.array(tokens.size());
@@ -78,8 +111,26 @@ inline vllm_block_hash vllm_hash_block_tokens(const vllm_block_hash& parent,
   } else {
     w.array(extra_keys.size());
     for (const vllm_extra_key& k : extra_keys)
-      detail::vllm_encode_extra_key(w, k);
+      vllm_encode_extra_key(w, k);
   }
+  out.resize(static_cast<std::size_t>(w.end() - out.data()));
+}
+
+}  // namespace detail
+
+inline vllm_block_hash vllm_none_hash(std::string_view seed) {
+  std::vector<std::uint8_t> buf(detail::cbor::max_head + seed.size());
+  detail::cbor::writer w(buf.data());
+  w.text(seed);
+  buf.resize(static_cast<std::size_t>(w.end() - buf.data()));
+  return detail::vllm_sha256(buf);
+}
+
+inline vllm_block_hash vllm_hash_block_tokens(const vllm_block_hash& parent,
+                                              std::span<const token_id> tokens,
+                                              std::span<const vllm_extra_key> extra_keys) {
+  std::vector<std::uint8_t>& buf = detail::vllm_preimage_buffer();
+  detail::vllm_block_preimage(parent, tokens, extra_keys, buf);
   return detail::vllm_sha256(buf);
 }
 
