@@ -10,7 +10,7 @@
 /// (`<kvkit/events/zmq_publisher.hpp>`); this header has no dependency.
 ///
 /// Event views (`std::span`, `std::string_view`) are valid only during the call that receives
-/// them; a sink that keeps an event copies it (as @ref recording_event_sink does).
+/// them; a sink that keeps an event copies it (as kvkit::recording_event_sink does).
 #pragma once
 
 #include <kvkit/types.hpp>
@@ -92,7 +92,7 @@ struct all_blocks_cleared_event {
 ///
 /// Required: `on_stored(const block_stored_event&)`, `on_removed(const block_removed_event&)`,
 /// `on_cleared(const all_blocks_cleared_event&)`. Optional: `flush()`, which ends a batch (vLLM
-/// publishes one batch per scheduler step); call it through @ref flush_events. A cache calls the
+/// publishes one batch per scheduler step); call it through flush_events(). A cache calls the
 /// `on_*` members from inside its operations, so they must be cheap and must not call back into
 /// the cache.
 /// @tparam S The sink type.
@@ -106,7 +106,7 @@ concept event_sink = requires(S& s, const block_stored_event& stored,
 };
 
 /// @brief Ends the current batch of @p sink when the sink batches (has `flush()`); else nothing.
-/// @tparam S An @ref event_sink.
+/// @tparam S A type that satisfies `event_sink`.
 /// @param sink The sink.
 template <event_sink S>
 void flush_events(S& sink) {
@@ -134,7 +134,7 @@ enum class event_kind : std::uint8_t {
   cleared,  ///< @ref all_blocks_cleared_event.
 };
 
-/// @brief An owning copy of one event (what @ref recording_event_sink keeps).
+/// @brief An owning copy of one event (what kvkit::recording_event_sink keeps).
 struct recorded_event {
   event_kind kind = event_kind::stored;             ///< Which event.
   std::uint64_t hash = 0;                           ///< Block key (stored, removed).

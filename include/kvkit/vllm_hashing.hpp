@@ -125,7 +125,7 @@ struct vllm_request_keys {
   return v;
 }
 
-/// @brief Default configuration of @ref basic_vllm_hasher: vLLM's default `NONE_HASH` seed.
+/// @brief Default configuration of kvkit::basic_vllm_hasher (vLLM's default `NONE_HASH` seed).
 struct vllm_hash_config {
   /// @brief The seed `NONE_HASH` is derived from.
   static constexpr std::string_view none_hash_seed = vllm_default_none_hash_seed;

@@ -1,6 +1,6 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 /// @file
-/// @brief An @ref kvkit::event_sink that publishes KV events as vLLM's `ZmqEventPublisher`
+/// @brief An event sink that publishes KV events as vLLM's `ZmqEventPublisher`
 /// does: msgpack `KVEventBatch`es on a ZeroMQ PUB socket, with sequence numbers and a ROUTER
 /// socket that replays missed batches (part of the optional `kvkit::events` library; needs
 /// libzmq and msgpack-cxx).
