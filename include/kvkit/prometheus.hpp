@@ -70,7 +70,7 @@ struct prometheus_tier {
 /// @brief Appends Prometheus text to a string, one metric family at a time.
 ///
 /// Use family() once per metric, then its samples. Names and labels are checked: a bad one makes
-/// status() an error naming it, and nothing more is written.
+/// outcome() an error naming it, and nothing more is written.
 class prometheus_writer {
  public:
   /// @brief A writer appending to @p out.

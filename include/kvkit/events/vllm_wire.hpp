@@ -11,8 +11,8 @@
 /// - `BlockStored`: `block_hashes` (list of int), `parent_block_hash` (int or nil), `token_ids`,
 ///   `block_size`, `lora_id` (nil), `medium`, `lora_name` (nil), `extra_keys` (one entry per
 ///   block: nil, or the namespace's extra keys as ints followed, on the first block of a salted
-///   namespace, by the tenant salt as a 16-hex-digit string, as vLLM puts `cache_salt` last on a
-///   request's first block), then `group_idx`;
+///   namespace, by the tenant salt as a 16-hex-digit string, as vLLM puts `cache_salt` after the
+///   LoRA and multimodal keys of a request's first block), then `group_idx`;
 /// - `BlockRemoved`: `block_hashes`, `medium`, `group_idx`;
 /// - `AllBlocksCleared`: no field.
 ///
