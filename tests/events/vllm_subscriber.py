@@ -13,12 +13,14 @@ the line "sync" on stdin makes it print "synced <seq>" as soon as it holds every
 live batch <seq>; the line "end <last seq>" makes it fetch whatever it still misses up to
 <last seq> from the replay socket, print one JSON object with what it rebuilt, and exit.
 --drop-live ignores the listed batches when they arrive live (as if the network lost them).
+KVKIT_SUBSCRIBER_TRACE=1 in the environment prints progress to stderr.
 """
 
 import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import msgspec
@@ -73,6 +75,15 @@ class KVEventBatch(EventBatch):
 
 
 END_SEQ = (-1).to_bytes(8, "big", signed=True)
+
+# KVKIT_SUBSCRIBER_TRACE=1 prints progress to stderr.
+TRACE = os.environ.get("KVKIT_SUBSCRIBER_TRACE") == "1"
+START = time.monotonic()
+
+
+def trace(message):
+    if TRACE:
+        print(f"subscriber {time.monotonic() - START:8.3f}s {message}", file=sys.stderr, flush=True)
 
 
 class Index:
@@ -159,6 +170,7 @@ def main():
     def fetch(start):
         """Asks the replay socket for every batch from `start`; applies what follows in order."""
         stats["replay_requests"] += 1
+        trace(f"replay from {start}")
         replay.send_multipart([b"", start.to_bytes(8, "big")])
         while True:
             if not replay.poll(10000):
@@ -168,6 +180,7 @@ def main():
             assert empty == b"", frames
             if seq_bytes == END_SEQ:
                 assert reply_topic == b"" and payload == b"", frames
+                trace(f"replay done, next {state['next']}")
                 return
             assert reply_topic == topic, frames
             seq = int.from_bytes(seq_bytes, "big")
@@ -178,6 +191,8 @@ def main():
             index.apply(payload)
             stats["replayed"] += 1
             state["next"] = seq + 1
+            if stats["replayed"] % 500 == 0:
+                trace(f"replayed {stats['replayed']}, at {seq}")
 
     print("ready", flush=True)
     end = None
