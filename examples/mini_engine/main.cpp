@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
       return fail(server.error().message());
     metrics = std::move(*server);
     std::printf("metrics: http://127.0.0.1:%d/metrics\n", metrics->port());
+    std::fflush(stdout);
   }
 #else
   if (metrics_port >= 0)
