@@ -32,6 +32,12 @@ endif()
 if(KVKIT_REDIS_ENABLED)
   list(APPEND _kvkit_install_targets kvkit_redis)
 endif()
+if(KVKIT_VLLM_HASHING_ENABLED)
+  list(APPEND _kvkit_install_targets kvkit_vllm_hashing)
+endif()
+if(KVKIT_EVENTS_ENABLED)
+  list(APPEND _kvkit_install_targets kvkit_events)
+endif()
 install(TARGETS ${_kvkit_install_targets}
   EXPORT kvkitTargets
   ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT kvkit_development
@@ -41,6 +47,8 @@ install(EXPORT kvkitTargets
   DESTINATION "${KVKIT_INSTALL_CMAKEDIR}"
   COMPONENT kvkit_development)
 
+set(KVKIT_CONFIG_HAS_VLLM_HASHING ${KVKIT_VLLM_HASHING_ENABLED})
+set(KVKIT_CONFIG_HAS_EVENTS ${KVKIT_EVENTS_ENABLED})
 if(KVKIT_CUDA_ENABLED)
   set(KVKIT_CONFIG_HAS_CUDA TRUE)
   set(KVKIT_CONFIG_KERNEL_CONFIGS "${KVKIT_KERNEL_CONFIGS_NORMALIZED}")

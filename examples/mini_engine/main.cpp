@@ -3,17 +3,30 @@
 // requests share a 512-token system prompt and differ in a 32-96 token question; they run twice,
 // with prefix caching off and on, otherwise identical. The second run prefills the system prompt
 // once, and every request streams the same tokens as in the first run.
+//
+//   kvkit_mini_engine_demo [--metrics-port PORT [--metrics-linger SECONDS]]
+//
+// With --metrics-port, the cache's statistics and the admission latency are served in the
+// Prometheus format on http://127.0.0.1:PORT/metrics during the runs (and SECONDS after them).
 #include <kvkit/kvkit.hpp>
 
 #include <algorithm>
+#include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include <mini_engine/cpu_backend.hpp>
 #include <mini_engine/engine.hpp>
+#ifdef MINI_ENGINE_HAVE_METRICS_SERVER
+#include <mini_engine/metrics_server.hpp>
+#endif
 
 namespace {
 
@@ -34,7 +47,39 @@ int fail(const std::string& what) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  int metrics_port = -1;
+  int metrics_linger = 0;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string_view flag = argv[i];
+    int* target = flag == "--metrics-port"     ? &metrics_port
+                  : flag == "--metrics-linger" ? &metrics_linger
+                                               : nullptr;
+    const std::string_view value = i + 1 < argc ? argv[i + 1] : "";
+    if (target == nullptr ||
+        std::from_chars(value.data(), value.data() + value.size(), *target).ec != std::errc{} ||
+        *target < 0) {
+      return fail("bad argument '" + std::string(flag) + (value.empty() ? "" : " ") +
+                  std::string(value) +
+                  "'; accepted: --metrics-port PORT (0: any free port), --metrics-linger SECONDS");
+    }
+  }
+#ifdef MINI_ENGINE_HAVE_METRICS_SERVER
+  std::unique_ptr<mini_engine::metrics_server> metrics;
+  kvkit::latency_histogram admit_latency;
+  if (metrics_port >= 0) {
+    auto server = mini_engine::metrics_server::start("127.0.0.1", metrics_port);
+    if (!server)
+      return fail(server.error().message());
+    metrics = std::move(*server);
+    std::printf("metrics: http://127.0.0.1:%d/metrics\n", metrics->port());
+    std::fflush(stdout);
+  }
+#else
+  if (metrics_port >= 0)
+    return fail("--metrics-port: built without cpp-httplib (apt-get install libcpp-httplib-dev)");
+#endif
+
   const mini_engine::model_config config = mini_engine::model_config::tiny();
   auto weights = mini_engine::model_weights::random(config);
   if (!weights)
@@ -91,8 +136,20 @@ int main() {
       return fail(s.message());
     for (const auto& r : requests)
       engine.submit(r);
+#ifdef MINI_ENGINE_HAVE_METRICS_SERVER
+    engine.admit_latency = metrics ? &admit_latency : nullptr;
+    while (!engine.idle()) {
+      if (auto s = engine.step(); !s)
+        return fail(s.message());
+      if (metrics) {
+        const std::uint32_t classes[] = {0};
+        metrics->publish(mini_engine::render_metrics(engine.cache(), classes, &admit_latency));
+      }
+    }
+#else
     if (auto s = engine.run_until_idle(); !s)
       return fail(s.message());
+#endif
     runs[mode].records = engine.finished();
     runs[mode].stats = engine.stats();
     runs[mode].seconds = engine.now();
@@ -137,5 +194,7 @@ int main() {
               runs[0].stats.peak_blocks_referenced, runs[1].stats.peak_blocks_referenced,
               runs[1].stats.block_bytes);
   std::printf("Experiments over this engine: docs/experiments.md\n");
+  if (metrics_linger > 0)
+    std::this_thread::sleep_for(std::chrono::seconds(metrics_linger));
   return same == off.size() ? 0 : 1;
 }

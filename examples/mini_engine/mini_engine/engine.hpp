@@ -7,6 +7,7 @@
 
 #include <kvkit/error.hpp>
 #include <kvkit/prefix_cache.hpp>
+#include <kvkit/prometheus.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -195,6 +196,8 @@ class engine {
   token_callback on_token;    ///< Called for every streamed token (may be empty).
   token_callback on_finish;   ///< Called when a request finishes, with its last token.
   logits_callback on_logits;  ///< Called with the logits before each sampled token.
+  /// @brief When set, every cache admission's duration is recorded here (`/metrics`).
+  kvkit::latency_histogram* admit_latency = nullptr;
 
  private:
   struct waiting_entry {
@@ -256,11 +259,16 @@ class engine {
         e.salt = 0x9e3779b97f4a7c15ull ^ (e.rec.id + 1);
         o.tenant_salt = e.salt;
       }
+      const auto admit_start = std::chrono::steady_clock::now();
       auto adm = e.req.prompt.empty() || e.req.max_new_tokens == 0
                      ? kvkit::result<kvkit::admission>(kvkit::error{
                            kvkit::errc::empty_input,
                            "mini_engine: a request needs a prompt and max_new_tokens >= 1"})
                      : cache_.admit(e.req.prompt, o);
+      if (admit_latency != nullptr) {
+        admit_latency->observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - admit_start).count());
+      }
       if (!adm) {
         if (adm.error().code() == kvkit::errc::out_of_blocks) {
           // Put it back and wait for blocks (FIFO: later requests wait too).

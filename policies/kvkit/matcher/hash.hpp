@@ -9,13 +9,40 @@
 #include <kvkit/types.hpp>
 
 #include <bit>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kvkit {
+
+namespace detail {
+
+// A wide hasher chains a digest wider than the 64-bit table key (e.g. a SHA-256 for vLLM-compatible
+// hashes): the cursor carries the digest, the table is keyed by Hasher::key(digest).
+template <class H>
+concept wide_hasher = requires(const H& h, const typename H::digest_type& d,
+                               std::span<const token_id> t, std::uint64_t ns_key) {
+  { h.root_digest(ns_key) } -> std::same_as<typename H::digest_type>;
+  { h.chain(d, t) } -> std::same_as<typename H::digest_type>;
+  { H::key(d) } -> std::convertible_to<std::uint64_t>;
+};
+
+struct no_digest {};
+
+template <class H>
+struct hasher_digest {
+  using type = no_digest;
+};
+template <wide_hasher H>
+struct hasher_digest<H> {
+  using type = typename H::digest_type;
+};
+
+}  // namespace detail
 
 /// @brief Matches prompts block by block through a chained hash of (parent hash, block tokens),
 /// rooted in a namespace key (cache seed, tenant salt, extra keys).
@@ -26,7 +53,11 @@ namespace kvkit {
 /// candidate with the hash and returns the first one the cache's verifier accepts, so a collision
 /// costs a comparison, never a wrong hit.
 /// @tparam Hasher Provides `std::uint64_t chain(std::uint64_t parent, std::span<const token_id>)
-/// const` and construction from a 64-bit seed; @ref xxh3_hasher by default.
+/// const` and construction from a 64-bit seed; @ref xxh3_hasher by default. A wide hasher, whose
+/// digest does not fit the 64-bit key (e.g. @ref vllm_hasher's SHA-256), provides instead
+/// `digest_type`, `digest_type root_digest(std::uint64_t ns_key) const`,
+/// `digest_type chain(const digest_type&, std::span<const token_id>) const` and
+/// `static std::uint64_t key(const digest_type&)`; its cursors carry the digest.
 template <class Hasher>
 class basic_hash_matcher {
  public:
@@ -35,7 +66,9 @@ class basic_hash_matcher {
 
   /// @brief A position in a chain: the hash of the chain up to and including a block.
   struct cursor {
-    std::uint64_t hash = 0;  ///< Chained hash.
+    std::uint64_t hash = 0;  ///< Chained hash (the table key).
+    /// The full digest, for a wide hasher (empty otherwise).
+    [[no_unique_address]] typename detail::hasher_digest<Hasher>::type digest{};
   };
 
   /// @brief Makes an empty matcher for a pool of @p capacity blocks.
@@ -50,19 +83,30 @@ class basic_hash_matcher {
   /// @brief The start of a chain in a namespace.
   /// @param ns_node The namespace's node id (unused: the key identifies the namespace).
   /// @param ns_key The namespace key.
-  /// @return A cursor whose hash is @p ns_key.
-  [[nodiscard]] cursor root(std::uint32_t ns_node, std::uint64_t ns_key) const noexcept {
+  /// @return A cursor whose hash is @p ns_key (a wide hasher's cursor also carries its root
+  /// digest).
+  [[nodiscard]] cursor root(std::uint32_t ns_node, std::uint64_t ns_key) const
+      noexcept(!detail::wide_hasher<Hasher>) {
     (void)ns_node;
-    return cursor{ns_key};
+    if constexpr (detail::wide_hasher<Hasher>) {
+      return cursor{ns_key, hasher_.root_digest(ns_key)};
+    } else {
+      return cursor{ns_key};
+    }
   }
 
   /// @brief The key of the block holding @p tokens under @p parent.
   /// @param parent The parent's cursor.
   /// @param tokens The block's tokens.
   /// @return The child's cursor.
-  [[nodiscard]] cursor child(const cursor& parent,
-                             std::span<const token_id> tokens) const noexcept {
-    return cursor{hasher_.chain(parent.hash, tokens)};
+  [[nodiscard]] cursor child(const cursor& parent, std::span<const token_id> tokens) const
+      noexcept(!detail::wide_hasher<Hasher>) {
+    if constexpr (detail::wide_hasher<Hasher>) {
+      auto d = hasher_.chain(parent.digest, tokens);
+      return cursor{static_cast<std::uint64_t>(Hasher::key(d)), std::move(d)};
+    } else {
+      return cursor{hasher_.chain(parent.hash, tokens)};
+    }
   }
 
   /// @brief Finds a registered block with the key of @p c that @p verify accepts.
