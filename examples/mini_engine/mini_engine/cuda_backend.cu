@@ -3,6 +3,7 @@
 // outputs, an fp32 residual stream, and kvkit's append_kv / paged_prefill / paged_decode over the
 // cache's device storage. The math follows cpu_backend.hpp step by step.
 #include <kvkit/append_kv.hpp>
+#include <kvkit/index_math.hpp>
 #include <kvkit/kernel_registry.hpp>
 #include <kvkit/paged_decode.hpp>
 #include <kvkit/paged_prefill.hpp>
@@ -28,14 +29,15 @@ namespace {
 using bf16_t = __nv_bfloat16;
 
 kvkit::error cuda_failure(const std::string& what, cudaError_t e) {
-  return kvkit::error{kvkit::errc::invalid_config,
-                      "mini_engine: cuda_backend: " + what + ": " + cudaGetErrorString(e)};
+  return kvkit::error{kvkit::errc::device_error, "mini_engine: cuda_backend: " + what + ": " +
+                                                     cudaGetErrorName(e) + " (" +
+                                                     cudaGetErrorString(e) + ")"};
 }
 
 kvkit::error cublas_failure(const std::string& what, cublasStatus_t s) {
-  return kvkit::error{kvkit::errc::invalid_config, "mini_engine: cuda_backend: " + what +
-                                                       ": cuBLAS status " +
-                                                       std::to_string(static_cast<int>(s))};
+  return kvkit::error{kvkit::errc::device_error, "mini_engine: cuda_backend: " + what +
+                                                     ": cuBLAS status " +
+                                                     std::to_string(static_cast<int>(s))};
 }
 
 kvkit::status with_context(const std::string& what, const kvkit::status& s) {
@@ -251,6 +253,8 @@ struct cuda_backend::impl {
     return {};
   }
 
+  // Launches with <<<>>> report their configuration errors through cudaGetLastError();
+  // forward() clears an error left pending by earlier, unrelated calls before its first launch.
   kvkit::status launched(const char* what) {
     if (cudaError_t e = cudaGetLastError(); e != cudaSuccess)
       return cuda_failure(what, e);
@@ -331,6 +335,14 @@ kvkit::status cuda_backend::forward(const forward_batch& batch, storage_type& kv
   const std::uint32_t nb = batch.batch;
   if (n == 0 || nb == 0)
     return {};
+  // A copy on write the cache asked for while admitting or extending these sequences must have
+  // been enqueued, or the blocks hold another prompt's K/V.
+  if (auto s = kv.take_copy_error(); !s.ok())
+    return with_context("copy on write", s);
+  // The launch checks below read cudaGetLastError(): clear what an earlier, unrelated call left
+  // pending (a sticky error comes back at the next call anyway), so that they report these
+  // launches only.
+  static_cast<void>(cudaGetLastError());
   if (logits.size() < std::size_t{nb} * c.vocab_size) {
     return kvkit::error{kvkit::errc::invalid_argument,
                         "mini_engine: cuda_backend: logits holds " + std::to_string(logits.size()) +
@@ -343,9 +355,8 @@ kvkit::status cuda_backend::forward(const forward_batch& batch, storage_type& kv
   std::uint32_t max_kv_len = 0;
   for (std::uint32_t b = 0; b < nb; ++b) {
     for (std::uint32_t r = batch.qo_indptr[b]; r < batch.qo_indptr[b + 1]; ++r) {
-      const std::uint32_t pos = batch.positions[r];
-      const std::uint32_t page = batch.kv_indices[batch.kv_indptr[b] + pos / layout.block_size];
-      slots[r] = std::int64_t{page} * layout.block_size + pos % layout.block_size;
+      slots[r] = kvkit::token_slot_id(batch.kv_indices + batch.kv_indptr[b], batch.positions[r],
+                                      layout.block_size);
     }
     last_rows[b] = batch.qo_indptr[b + 1] - 1;
     max_kv_len = std::max(max_kv_len, batch.kv_len[b]);
