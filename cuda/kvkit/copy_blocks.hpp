@@ -66,7 +66,8 @@ inline constexpr std::uint32_t max_inline_block_copies = 256;
 /// @param pairs Host array of @p num_pairs pairs.
 /// @param num_pairs Pairs (at most @ref max_inline_block_copies).
 /// @param stream The stream.
-/// @return Ok, or an error naming the bad argument or an `errc::device_error` carrying the launch error.
+/// @return Ok, or an error naming the bad argument or an `errc::device_error` carrying the launch
+/// error.
 [[nodiscard]] status copy_blocks_inline(void* base, const kv_layout& layout,
                                         const block_copy* pairs, std::uint32_t num_pairs,
                                         cudaStream_t stream);

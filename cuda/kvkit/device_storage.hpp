@@ -69,13 +69,13 @@ class device_storage {
     if (const cudaError_t err = cudaMalloc(&ptr, bytes); err != cudaSuccess) {
       cudaGetLastError();
       return error{errc::device_error, "kvkit: device_storage: cudaMalloc of " +
-                                             std::to_string(bytes) +
-                                             " bytes failed: " + cudaGetErrorString(err)};
+                                           std::to_string(bytes) +
+                                           " bytes failed: " + cudaGetErrorString(err)};
     }
     if (const cudaError_t err = cudaMemsetAsync(ptr, 0, bytes, stream); err != cudaSuccess) {
       cudaFree(ptr);
       return error{errc::device_error, std::string("kvkit: device_storage: zero fill failed: ") +
-                                             cudaGetErrorString(err)};
+                                           cudaGetErrorString(err)};
     }
     return device_storage(layout, static_cast<T*>(ptr), stream);
   }

@@ -375,11 +375,11 @@ cudaError_t launch_copy_kernel(const detail::copy_params& p, const detail::inlin
   const std::uint64_t want = (vecs + 255) / 256;
   const std::uint64_t cap =
       std::max<std::uint64_t>(1, 2048 / std::min<std::uint32_t>(num_pairs, 2048));
-  const dim3 grid(
-      static_cast<unsigned>(std::max<std::uint64_t>(1, std::min(want, std::max<std::uint64_t>(cap, 4)))),
-      std::min<std::uint32_t>(num_pairs, 65535u));
-  return detail::launch_kernel(detail::copy_blocks_kernel<V, Inline>, grid, dim3(256), 0, stream,
-                               p, inl);
+  const dim3 grid(static_cast<unsigned>(
+                      std::max<std::uint64_t>(1, std::min(want, std::max<std::uint64_t>(cap, 4)))),
+                  std::min<std::uint32_t>(num_pairs, 65535u));
+  return detail::launch_kernel(detail::copy_blocks_kernel<V, Inline>, grid, dim3(256), 0, stream, p,
+                               inl);
 }
 
 template <bool Inline>
@@ -506,7 +506,8 @@ status can_implement(const paged_decode_args& a) {
 }
 
 paged_decode_plan plan(const paged_decode_args& a) {
-  using traits = detail::decode_traits<64>;  // tile and group limits are the same for every head_dim
+  using traits =
+      detail::decode_traits<64>;  // tile and group limits are the same for every head_dim
   paged_decode_plan p;
   const std::uint32_t group = a.kv.num_kv_heads ? gqa_group(a.num_qo_heads, a.kv.num_kv_heads) : 1;
   p.head_chunks = head_chunks(group, traits::max_group);

@@ -302,9 +302,8 @@ KVKIT_HOST_DEVICE constexpr std::uint32_t query_position(std::uint32_t kv_len,
 /// @param causal Whether the mask is causal.
 /// @return `min(kv_len, query_position() + 1)` with @p causal, else `kv_len`; 0 when the inputs
 /// are inconsistent (`kv_len + i + 1 <= num_queries`), never a wrapped value.
-KVKIT_HOST_DEVICE constexpr std::uint32_t key_limit(std::uint32_t kv_len,
-                                                    std::uint32_t num_queries, std::uint32_t i,
-                                                    bool causal) noexcept {
+KVKIT_HOST_DEVICE constexpr std::uint32_t key_limit(std::uint32_t kv_len, std::uint32_t num_queries,
+                                                    std::uint32_t i, bool causal) noexcept {
   if (!causal)
     return kv_len;
   const std::uint64_t reach = std::uint64_t{kv_len} + i + 1;

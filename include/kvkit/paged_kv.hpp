@@ -17,9 +17,10 @@ namespace kvkit {
 ///
 /// Sequence `b` owns pages `indices[indptr[b] .. indptr[b+1])` in order and holds `kv_len[b]`
 /// tokens: token `t` lives in page `indices[indptr[b] + t / block_size]` at slot
-/// `t % block_size` (token_slot_of(), page_offset() in `<kvkit/index_math.hpp>`). Every page is `block_size` tokens of `num_kv_heads x head_dim` elements, in
-/// NHD or HND order (see @ref kvkit::kv_order). CSR (rather than a padded table) keeps ragged
-/// batches compact and is what a cache's block tables concatenate to. All pointers are borrowed.
+/// `t % block_size` (token_slot_of(), page_offset() in `<kvkit/index_math.hpp>`). Every page is
+/// `block_size` tokens of `num_kv_heads x head_dim` elements, in NHD or HND order (see @ref
+/// kvkit::kv_order). CSR (rather than a padded table) keeps ragged batches compact and is what a
+/// cache's block tables concatenate to. All pointers are borrowed.
 /// @tparam T Element type (`fp16`, `bf16`, `float`; const-qualified for read-only views).
 template <class T>
 struct paged_kv {

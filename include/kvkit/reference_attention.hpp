@@ -156,8 +156,8 @@ inline void reference_merge_states(const float* o_a, const float* lse_a, const f
                                    float* out, float* lse) {
   for (std::size_t r = 0; r < rows; ++r) {
     // Each input is the normalised state (lse * log2(e), 1, o); see <kvkit/attention_merge.hpp>.
-    const merge_scales<double> f = merge_factors<double>(double(lse_a[r]) * log2_e,
-                                                         double(lse_b[r]) * log2_e);
+    const merge_scales<double> f =
+        merge_factors<double>(double(lse_a[r]) * log2_e, double(lse_b[r]) * log2_e);
     const double d = f.scale_a + f.scale_b;
     for (std::uint32_t x = 0; x < head_dim; ++x) {
       const double acc = f.scale_a * o_a[r * head_dim + x] + f.scale_b * o_b[r * head_dim + x];

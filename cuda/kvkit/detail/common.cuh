@@ -194,13 +194,12 @@ inline constexpr float log2e = static_cast<float>(log2_e);
 inline constexpr float ln2 = static_cast<float>(ln_2);
 inline constexpr float neg_inf = -__builtin_huge_valf();
 
-
 /// Enqueues `kernel<<<grid, block, smem, stream>>>(args...)` through cudaLaunchKernelEx and
 /// returns the launch's own status: an error left pending by an earlier, unrelated call is
 /// neither reported here nor cleared.
 template <class... Params, class... Args>
-inline cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block,
-                                 std::size_t smem, cudaStream_t stream, Args&&... args) {
+inline cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem,
+                                 cudaStream_t stream, Args&&... args) {
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;

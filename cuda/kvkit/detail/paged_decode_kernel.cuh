@@ -35,8 +35,8 @@ struct decode_traits {
 /// Row of the split-KV workspace holding split `split` of (sequence `b`, query head `head`):
 /// `[batch][num_splits][num_qo_heads]` rows of `head_dim` floats (and one LSE each).
 KVKIT_HOST_DEVICE constexpr std::uint64_t split_row(std::uint32_t b, std::uint32_t split,
-                                                   std::uint32_t head, std::uint32_t num_splits,
-                                                   std::uint32_t num_qo_heads) noexcept {
+                                                    std::uint32_t head, std::uint32_t num_splits,
+                                                    std::uint32_t num_qo_heads) noexcept {
   return (std::uint64_t{b} * num_splits + split) * num_qo_heads + head;
 }
 
