@@ -170,8 +170,12 @@ class device_storage {
     if (status s = copy_blocks_inline(data_, layout_, &pair, 1, stream_);
         !s.ok() && copy_code_ == errc::ok) {
       copy_code_ = s.code();
-      copy_message_ = "kvkit: device_storage::copy_block(" + std::to_string(src) + ", " +
-                      std::to_string(dst) + "): " + s.message();
+      copy_message_ = "kvkit: device_storage::copy_block(";
+      copy_message_ += std::to_string(src);
+      copy_message_ += ", ";
+      copy_message_ += std::to_string(dst);
+      copy_message_ += "): ";
+      copy_message_ += s.message();
     }
   }
 

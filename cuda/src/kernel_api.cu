@@ -491,9 +491,17 @@ status copy_blocks_inline(void* base, const kv_layout& layout, const block_copy*
   }
   for (std::uint32_t i = 0; i < num_pairs; ++i) {
     if (pairs[i].src >= layout.num_blocks || pairs[i].dst >= layout.num_blocks) {
-      return bad("copy_blocks_inline", ("pairs[" + std::to_string(i) + "]").c_str(),
-                 "{" + std::to_string(pairs[i].src) + ", " + std::to_string(pairs[i].dst) + "}",
-                 ("block ids < layout.num_blocks = " + std::to_string(layout.num_blocks)).c_str());
+      std::string field = "pairs[";
+      field += std::to_string(i);
+      field += ']';
+      std::string value = "{";
+      value += std::to_string(pairs[i].src);
+      value += ", ";
+      value += std::to_string(pairs[i].dst);
+      value += '}';
+      std::string accepted = "block ids < layout.num_blocks = ";
+      accepted += std::to_string(layout.num_blocks);
+      return bad("copy_blocks_inline", field.c_str(), value, accepted.c_str());
     }
   }
   detail::inline_pairs inl{};
