@@ -161,7 +161,9 @@ void check_planted(const kernel_config& config, kv_order order, std::uint32_t pa
       positions.push_back(r.begin);
     }
   }
-  batch.build(std::vector<std::uint32_t>(positions.size(), kv_len), rng);
+  std::vector<std::uint32_t> lens;
+  lens.assign(positions.size(), kv_len);
+  batch.build(lens, rng);
   for (std::uint32_t i = 0; i < positions.size(); ++i)
     plant_key(batch, i, positions[i]);
   batch.upload();

@@ -184,7 +184,9 @@ void check_planted(const kernel_config& config, kv_order order, std::uint32_t pa
   for (std::uint32_t j = 0; j < n; j += std::max<std::uint32_t>(1, n / 5))
     positions.push_back(prefix + j);  // masked for new queries 0 .. j-1, visible from j on
   positions.push_back(prefix + 1);    // the first masked position of the first new query
-  batch.build(std::vector<std::uint32_t>(positions.size(), kv_len), rng);
+  std::vector<std::uint32_t> lens;
+  lens.assign(positions.size(), kv_len);
+  batch.build(lens, rng);
   for (std::uint32_t i = 0; i < positions.size(); ++i)
     plant_key(batch, i, positions[i]);
   batch.upload();
