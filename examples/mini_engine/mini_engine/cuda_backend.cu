@@ -186,6 +186,19 @@ __global__ void swiglu_kernel(const float* gate, const float* up, bf16_t* out, s
   }
 }
 
+// Random non-zero bf16 values in [-1, 1) for the rate measurements: a GEMM or an attention
+// kernel over zeros can run faster than over real data.
+__global__ void fill_random_bf16_kernel(bf16_t* p, std::size_t n, std::uint32_t seed) {
+  for (std::size_t i = blockIdx.x * std::size_t{blockDim.x} + threadIdx.x; i < n;
+       i += std::size_t{gridDim.x} * blockDim.x) {
+    std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u ^ seed;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    p[i] = __float2bfloat16(static_cast<float>(h >> 8) * (2.0f / 16777216.0f) - 1.0f);
+  }
+}
+
 unsigned grid_for(std::size_t n) {
   return static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 65535));
 }
@@ -580,7 +593,8 @@ kvkit::result<cost_rates> cuda_backend::measure_rates() {
     if (auto st = buf->reserve(bytes, "rate measurement"); !st)
       return kvkit::error{st.code(), st.message()};
   }
-  cudaMemsetAsync(x.as<void>(), 0, std::size_t{rows} * c.hidden * 2, p.stream);
+  fill_random_bf16_kernel<<<grid_for(std::size_t{rows} * c.hidden), 256, 0, p.stream>>>(
+      x.as<bf16_t>(), std::size_t{rows} * c.hidden, 1);
   const int reps = 20;
   for (int i = 0; i < 3; ++i)
     (void)p.gemm(x.as<bf16_t>(), p.layers[0].w_gate, y.as<float>(), rows, c.hidden, c.ffn, "rate");
@@ -601,9 +615,12 @@ kvkit::result<cost_rates> cuda_backend::measure_rates() {
     if (auto st = buf->reserve(bytes, "rate measurement"); !st)
       return kvkit::error{st.code(), st.message()};
   }
-  cudaMemsetAsync(k.as<void>(), 0, pool_elems * 2, p.stream);
-  cudaMemsetAsync(v.as<void>(), 0, pool_elems * 2, p.stream);
-  cudaMemsetAsync(q.as<void>(), 0, std::size_t{nq} * c.q_width() * 2, p.stream);
+  fill_random_bf16_kernel<<<grid_for(pool_elems), 256, 0, p.stream>>>(k.as<bf16_t>(), pool_elems,
+                                                                      2);
+  fill_random_bf16_kernel<<<grid_for(pool_elems), 256, 0, p.stream>>>(v.as<bf16_t>(), pool_elems,
+                                                                      3);
+  fill_random_bf16_kernel<<<grid_for(std::size_t{nq} * c.q_width()), 256, 0, p.stream>>>(
+      q.as<bf16_t>(), std::size_t{nq} * c.q_width(), 4);
   std::vector<std::uint32_t> host(npages + 8);
   // [indices (npages)] [indptr 0, npages] [kv_len] [qo_indptr 0, nq]
   std::iota(host.begin(), host.begin() + npages, 0u);
