@@ -605,7 +605,7 @@ kvkit::result<cost_rates> cuda_backend::measure_rates() {
   cudaEventSynchronize(stop);
   r.dense_macs_per_s = double(reps) * rows * c.hidden * c.ffn / elapsed();
   // Attention: paged prefill of 2048 queries over a 4096-token sequence in 16-token pages.
-  const std::uint32_t kv_len = 4096, nq = 2048, bs = 16, npages = kv_len / bs;
+  const std::uint32_t kv_len = 4096, nq = 2048, bs = 16, npages = kvkit::pages_for(kv_len, bs);
   const std::size_t pool_elems = std::size_t{kv_len} * c.kv_width();
   device_buffer k, v, q, o, meta;
   for (auto [buf, bytes] : {std::pair{&k, pool_elems * 2}, std::pair{&v, pool_elems * 2},
@@ -658,7 +658,7 @@ kvkit::result<cost_rates> cuda_backend::measure_rates() {
   cudaEventSynchronize(stop);
   double keys = 0;
   for (std::uint32_t i = 0; i < nq; ++i)
-    keys += kv_len - nq + i + 1;
+    keys += kvkit::key_limit(kv_len, nq, i, true);
   r.attention_macs_per_s = double(reps) * keys * 2.0 * c.num_qo_heads * c.head_dim / elapsed();
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
