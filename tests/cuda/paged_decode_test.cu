@@ -36,6 +36,8 @@ struct decode_case {
   std::uint32_t max_kv_len = 1500;  // host-side bound given to plan()
   float scale = 0.0f;               // 0: 1 / sqrt(head_dim)
   bool planted = false;             // queries with element 0 = 2 (see plant_key)
+  std::uint32_t expect_splits = 0;  // when set, the plan run() must use (checked)
+  std::uint32_t expect_split_tokens = 0;
 };
 
 // Runs decode over `batch` (already built and uploaded) and compares with the reference.
@@ -69,6 +71,10 @@ void run_and_compare(const paged_batch<T>& batch, const decode_case& c, std::mt1
   KVKIT_CUDA_OK(cudaDeviceSynchronize());
   if (c.num_splits > 1) {
     EXPECT_EQ(plan(args).num_splits, c.num_splits);
+  }
+  if (c.expect_splits != 0) {  // the planted keys sit at the boundaries of this plan
+    EXPECT_EQ(plan(args).num_splits, c.expect_splits);
+    EXPECT_EQ(plan(args).split_tokens, c.expect_split_tokens);
   }
 
   std::vector<float> want_o(q.size()), want_lse(std::size_t{b} * hq);
@@ -145,9 +151,11 @@ void check_planted(const kernel_config& config, kv_order order, std::uint32_t pa
   batch.order = order;
   batch.extra_pages = 1;  // the position past the end is addressable even after a full page
 
-  // The plan the kernel will use decides where the split boundaries are.
+  // The plan the kernel will use decides where the split boundaries are. An automatic plan
+  // depends on the batch, so the batch has a fixed size and the positions repeat to fill it.
+  constexpr std::uint32_t batch_size = 24;
   paged_decode_args probe;
-  probe.kv.batch = 1;
+  probe.kv.batch = batch_size;
   probe.kv.num_kv_heads = 1;
   probe.num_qo_heads = group;
   probe.max_kv_len = max_kv_len;
@@ -161,17 +169,20 @@ void check_planted(const kernel_config& config, kv_order order, std::uint32_t pa
       positions.push_back(r.begin);
     }
   }
+  ASSERT_LE(positions.size(), batch_size);
   std::vector<std::uint32_t> lens;
-  lens.assign(positions.size(), kv_len);
+  lens.assign(batch_size, kv_len);
   batch.build(lens, rng);
-  for (std::uint32_t i = 0; i < positions.size(); ++i)
-    plant_key(batch, i, positions[i]);
+  for (std::uint32_t i = 0; i < batch_size; ++i)
+    plant_key(batch, i, positions[i % positions.size()]);
   batch.upload();
   decode_case c;
   c.group = group;
   c.num_splits = num_splits;
   c.max_kv_len = max_kv_len;
   c.planted = true;
+  c.expect_splits = p.num_splits;
+  c.expect_split_tokens = p.num_splits > 1 ? p.split_tokens : 0;
   run_and_compare(batch, c, rng);
 }
 
