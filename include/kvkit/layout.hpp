@@ -76,8 +76,7 @@ struct kv_layout {
                                              std::uint32_t dim) const noexcept {
     const std::uint64_t pool = (std::uint64_t{layer} * 2 + kv) * num_blocks + block;
     return pool * block_elements() +
-           in_page_offset(token, head, block_size, num_kv_heads, head_dim,
-                          order == kv_order::hnd) +
+           in_page_offset(token, head, block_size, num_kv_heads, head_dim, order == kv_order::hnd) +
            dim;
   }
 
