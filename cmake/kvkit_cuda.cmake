@@ -87,13 +87,24 @@ function(kvkit_parse_kernel_configs out_var)
   set(${out_var} "${_result}" PARENT_SCOPE)
 endfunction()
 
+option(KVKIT_CUDA_STATIC_RUNTIME
+  "Link the CUDA runtime statically (cudart_static) into kvkit::cuda and kvkit's CUDA programs, so \
+that they run on a machine whose toolkit is another version (benchmarks/cuda/gpu_check prepare)"
+  OFF)
+
 # kvkit_cuda_target_properties(<target>)
-# Architectures, C++20 and the shared CUDA runtime for one target with CUDA sources.
+# Architectures, C++20 and the CUDA runtime (shared, or static with KVKIT_CUDA_STATIC_RUNTIME)
+# for one target with CUDA sources.
 function(kvkit_cuda_target_properties target)
+  if(KVKIT_CUDA_STATIC_RUNTIME)
+    set(_runtime Static)
+  else()
+    set(_runtime Shared)
+  endif()
   set_target_properties(${target} PROPERTIES
     CUDA_ARCHITECTURES "${KVKIT_CUDA_ARCHITECTURES}"
     CUDA_EXTENSIONS OFF
-    CUDA_RUNTIME_LIBRARY Shared)
+    CUDA_RUNTIME_LIBRARY ${_runtime})
   if(DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
     set_target_properties(${target} PROPERTIES CUDA_STANDARD 20 CUDA_STANDARD_REQUIRED ON)
   else()
@@ -139,7 +150,11 @@ function(kvkit_add_cuda_library)
     POSITION_INDEPENDENT_CODE ON)
   kvkit_cuda_target_properties(kvkit_cuda)
   target_include_directories(kvkit_cuda PRIVATE "${_gen_dir}")
-  target_link_libraries(kvkit_cuda PUBLIC kvkit::kvkit CUDA::cudart)
+  if(KVKIT_CUDA_STATIC_RUNTIME)
+    target_link_libraries(kvkit_cuda PUBLIC kvkit::kvkit CUDA::cudart_static)
+  else()
+    target_link_libraries(kvkit_cuda PUBLIC kvkit::kvkit CUDA::cudart)
+  endif()
   if(NOT MSVC)
     target_compile_options(kvkit_cuda PRIVATE "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>")
   endif()

@@ -62,7 +62,7 @@ struct append_kv_args {
 /// @param args The arguments (checked with can_implement() first).
 /// @param workspace Unused (may be null).
 /// @param stream The stream.
-/// @return Ok, the can_implement() error, or `errc::invalid_config` carrying the CUDA launch
+/// @return Ok, the can_implement() error, or `errc::device_error` carrying the CUDA launch
 ///         error.
 [[nodiscard]] status run(const append_kv_args& args, void* workspace, cudaStream_t stream);
 

@@ -52,7 +52,7 @@ struct copy_blocks_args {
 /// @param args The arguments.
 /// @param workspace Unused (may be null).
 /// @param stream The stream.
-/// @return Ok, the can_implement() error, or `errc::invalid_config` carrying the launch error.
+/// @return Ok, the can_implement() error, or `errc::device_error` carrying the launch error.
 [[nodiscard]] status run(const copy_blocks_args& args, void* workspace, cudaStream_t stream);
 
 /// @brief Largest number of pairs copy_blocks_inline() takes in one launch.
@@ -66,7 +66,8 @@ inline constexpr std::uint32_t max_inline_block_copies = 256;
 /// @param pairs Host array of @p num_pairs pairs.
 /// @param num_pairs Pairs (at most @ref max_inline_block_copies).
 /// @param stream The stream.
-/// @return Ok, or an error naming the bad argument or carrying the launch error.
+/// @return Ok, or an error naming the bad argument or an `errc::device_error` carrying the launch
+/// error.
 [[nodiscard]] status copy_blocks_inline(void* base, const kv_layout& layout,
                                         const block_copy* pairs, std::uint32_t num_pairs,
                                         cudaStream_t stream);

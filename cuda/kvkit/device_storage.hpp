@@ -45,7 +45,7 @@ class device_storage {
   /// @param layout The shape; its `type` must equal `dtype_of<T>`.
   /// @param stream Stream on which copies (and the initial zero fill) are enqueued.
   /// @return The storage; `errc::invalid_config` / `errc::layout_mismatch` naming a bad layout
-  ///         field; or `errc::invalid_config` when there is no CUDA device or `cudaMalloc`
+  ///         field; or `errc::device_error` when there is no CUDA device or `cudaMalloc`
   ///         fails (the message carries the CUDA error and the bytes requested).
   [[nodiscard]] static result<device_storage> create(const kv_layout& layout,
                                                      cudaStream_t stream = nullptr) {
@@ -60,7 +60,7 @@ class device_storage {
     int devices = 0;
     if (const cudaError_t err = cudaGetDeviceCount(&devices); err != cudaSuccess || devices == 0) {
       cudaGetLastError();
-      return error{errc::invalid_config,
+      return error{errc::device_error,
                    std::string("kvkit: device_storage: no CUDA device (") +
                        (err != cudaSuccess ? cudaGetErrorString(err) : "0 devices") + ")"};
     }
@@ -68,14 +68,14 @@ class device_storage {
     const std::size_t bytes = layout.total_bytes();
     if (const cudaError_t err = cudaMalloc(&ptr, bytes); err != cudaSuccess) {
       cudaGetLastError();
-      return error{errc::invalid_config, "kvkit: device_storage: cudaMalloc of " +
-                                             std::to_string(bytes) +
-                                             " bytes failed: " + cudaGetErrorString(err)};
+      return error{errc::device_error, "kvkit: device_storage: cudaMalloc of " +
+                                           std::to_string(bytes) +
+                                           " bytes failed: " + cudaGetErrorString(err)};
     }
     if (const cudaError_t err = cudaMemsetAsync(ptr, 0, bytes, stream); err != cudaSuccess) {
       cudaFree(ptr);
-      return error{errc::invalid_config, std::string("kvkit: device_storage: zero fill failed: ") +
-                                             cudaGetErrorString(err)};
+      return error{errc::device_error, std::string("kvkit: device_storage: zero fill failed: ") +
+                                           cudaGetErrorString(err)};
     }
     return device_storage(layout, static_cast<T*>(ptr), stream);
   }
@@ -85,7 +85,9 @@ class device_storage {
   device_storage(device_storage&& other) noexcept
       : layout_(other.layout_),
         data_(std::exchange(other.data_, nullptr)),
-        stream_(other.stream_) {}
+        stream_(other.stream_),
+        copy_code_(std::exchange(other.copy_code_, errc::ok)),
+        copy_message_(std::exchange(other.copy_message_, std::string{})) {}
 
   /// @brief Frees this storage's memory and takes @p other's.
   /// @param other The storage to move from.
@@ -96,6 +98,8 @@ class device_storage {
       layout_ = other.layout_;
       data_ = std::exchange(other.data_, nullptr);
       stream_ = other.stream_;
+      copy_code_ = std::exchange(other.copy_code_, errc::ok);
+      copy_message_ = std::exchange(other.copy_message_, std::string{});
     }
     return *this;
   }
@@ -152,18 +156,43 @@ class device_storage {
   void set_stream(cudaStream_t stream) noexcept { stream_ = stream; }
 
   /// @brief Enqueues a copy of block @p src to block @p dst in every layer's K and V pool
-  /// (copy on write) on stream(): one strided `cudaMemcpy2DAsync`, no synchronisation.
+  /// (copy on write) on stream(): one launch of the block-copy kernel with the pair as a kernel
+  /// parameter; no size limit on the pool, no synchronisation.
+  ///
+  /// The cache calls this as part of admit() or append() and cannot take a status back, so a
+  /// failure is kept rather than dropped: copy_error() turns non-ok, and take_copy_error()
+  /// returns the first failure since it was last called. A caller that runs kernels over the
+  /// storage checks it before using the blocks (the mini engine's CUDA backend does, every step).
   /// @param src Source block.
   /// @param dst Destination block (different from @p src).
   void copy_block(block_id src, block_id dst) noexcept {
-    const std::size_t block_bytes = layout_.block_elements() * sizeof(T);
-    const std::size_t pool_bytes = block_bytes * layout_.num_blocks;
-    auto* base = reinterpret_cast<unsigned char*>(data_);
-    // Errors of an enqueue surface at the next synchronising call on the stream.
-    static_cast<void>(cudaMemcpy2DAsync(base + std::size_t{dst} * block_bytes, pool_bytes,
-                                        base + std::size_t{src} * block_bytes, pool_bytes,
-                                        block_bytes, 2 * std::size_t{layout_.num_layers},
-                                        cudaMemcpyDeviceToDevice, stream_));
+    const block_copy pair{src, dst};
+    if (status s = copy_blocks_inline(data_, layout_, &pair, 1, stream_);
+        !s.ok() && copy_code_ == errc::ok) {
+      copy_code_ = s.code();
+      copy_message_ = "kvkit: device_storage::copy_block(";
+      copy_message_ += std::to_string(src);
+      copy_message_ += ", ";
+      copy_message_ += std::to_string(dst);
+      copy_message_ += "): ";
+      copy_message_ += s.message();
+    }
+  }
+
+  /// @brief The first copy_block() failure not yet taken.
+  /// @return Ok when every copy_block() since the last take_copy_error() was enqueued.
+  [[nodiscard]] status copy_error() const {
+    return copy_code_ == errc::ok ? status{} : status{error{copy_code_, copy_message_}};
+  }
+
+  /// @brief Returns the first copy_block() failure and clears it.
+  /// @return The failure (`errc::device_error` carrying the CUDA error, or the argument error),
+  ///         or ok.
+  [[nodiscard]] status take_copy_error() {
+    status s = copy_error();
+    copy_code_ = errc::ok;
+    copy_message_.clear();
+    return s;
   }
 
   /// @brief Enqueues many block copies on stream(), in launches of up to
@@ -198,6 +227,8 @@ class device_storage {
   kv_layout layout_{};
   T* data_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  errc copy_code_ = errc::ok;  // first copy_block() failure not yet taken
+  std::string copy_message_;
 };
 
 static_assert(kv_storage<device_storage<bf16>>);

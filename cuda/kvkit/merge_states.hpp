@@ -46,7 +46,7 @@ struct merge_states_args {
 /// @param args The arguments.
 /// @param workspace Unused (may be null).
 /// @param stream The stream.
-/// @return Ok, the can_implement() error, or `errc::invalid_config` carrying the launch error.
+/// @return Ok, the can_implement() error, or `errc::device_error` carrying the launch error.
 [[nodiscard]] status run(const merge_states_args& args, void* workspace, cudaStream_t stream);
 
 }  // namespace kvkit

@@ -49,8 +49,8 @@ struct paged_decode_args {
   /// reads the true lengths on the device; a wrong bound costs speed, never correctness).
   /// 0 with #num_splits 0 means one split.
   std::uint32_t max_kv_len = 0;
-  /// @brief Splits per sequence; 0 chooses from batch, heads, #max_kv_len and the GPU's
-  /// multiprocessor count, so that small batches still fill the GPU.
+  /// @brief Splits per sequence; 0 chooses from batch, heads, #max_kv_len and the
+  /// multiprocessor count of the device holding `kv.k`, so that small batches still fill it.
   std::uint32_t num_splits = 0;
 };
 
@@ -68,12 +68,16 @@ struct paged_decode_plan {
 ///         not built.
 [[nodiscard]] status can_implement(const paged_decode_args& args);
 
-/// @brief The split plan for @p args on the current device.
+/// @brief The split plan for @p args on the device that holds `args.kv.k` (the current device
+/// when that is not device memory).
+///
+/// The plan depends on that device's multiprocessor count, read once per device and cached, so
+/// workspace_size() and run() agree whichever device is current when they are called.
 /// @param args The arguments (valid per can_implement()).
 /// @return The plan; the same for the same arguments and device.
 [[nodiscard]] paged_decode_plan plan(const paged_decode_args& args);
 
-/// @brief Workspace bytes run() needs for @p args on the current device.
+/// @brief Workspace bytes run() needs for @p args (planned for the device of `args.kv.k`).
 /// @param args The arguments (valid per can_implement()).
 /// @return 0 with one split, else room for the partial outputs and log-sum-exps.
 [[nodiscard]] std::size_t workspace_size(const paged_decode_args& args);
@@ -84,7 +88,7 @@ struct paged_decode_plan {
 ///        null when that is 0).
 /// @param stream The stream.
 /// @return Ok; the can_implement() error; `errc::invalid_argument` for a missing workspace; or
-///         `errc::invalid_config` carrying the CUDA launch error.
+///         `errc::device_error` carrying the CUDA launch error.
 [[nodiscard]] status run(const paged_decode_args& args, void* workspace, cudaStream_t stream);
 
 }  // namespace kvkit

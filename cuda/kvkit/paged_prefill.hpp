@@ -70,7 +70,7 @@ struct paged_prefill_args {
 /// @param args The arguments.
 /// @param workspace Unused (may be null).
 /// @param stream The stream.
-/// @return Ok; the can_implement() error; or `errc::invalid_config` carrying the CUDA error.
+/// @return Ok; the can_implement() error; or `errc::device_error` carrying the CUDA error.
 [[nodiscard]] status run(const paged_prefill_args& args, void* workspace, cudaStream_t stream);
 
 }  // namespace kvkit

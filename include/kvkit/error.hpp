@@ -26,6 +26,7 @@ enum class errc : std::uint8_t {
   invalid_config,     ///< A configuration value is out of its accepted range.
   layout_mismatch,    ///< Two layouts that must agree (cache and storage) do not.
   invalid_argument,   ///< An argument is out of its accepted range for this call.
+  device_error,       ///< A CUDA call failed; the message carries the CUDA error.
 };
 
 /// @brief Short name of an error code, e.g. "out_of_blocks".
@@ -49,6 +50,8 @@ constexpr std::string_view to_string(errc e) noexcept {
       return "layout_mismatch";
     case errc::invalid_argument:
       return "invalid_argument";
+    case errc::device_error:
+      return "device_error";
   }
   return "unknown";
 }

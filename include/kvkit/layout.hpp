@@ -4,6 +4,7 @@
 #pragma once
 
 #include <kvkit/error.hpp>
+#include <kvkit/index_math.hpp>
 #include <kvkit/types.hpp>
 
 #include <bit>
@@ -73,11 +74,10 @@ struct kv_layout {
   [[nodiscard]] constexpr std::size_t offset(std::uint32_t layer, std::uint32_t kv, block_id block,
                                              std::uint32_t token, std::uint32_t head,
                                              std::uint32_t dim) const noexcept {
-    const std::size_t pool = (std::size_t{layer} * 2 + kv) * num_blocks + block;
-    const std::size_t in_block = order == kv_order::nhd
-                                     ? (std::size_t{token} * num_kv_heads + head) * head_dim + dim
-                                     : (std::size_t{head} * block_size + token) * head_dim + dim;
-    return pool * block_elements() + in_block;
+    const std::uint64_t pool = (std::uint64_t{layer} * 2 + kv) * num_blocks + block;
+    return pool * block_elements() +
+           in_page_offset(token, head, block_size, num_kv_heads, head_dim, order == kv_order::hnd) +
+           dim;
   }
 
   /// @brief Checks every field against its accepted range.

@@ -4,17 +4,12 @@
 /// form attention code (CPU reference, CUDA kernels) takes by value.
 #pragma once
 
+#include <kvkit/index_math.hpp>
 #include <kvkit/layout.hpp>
 #include <kvkit/types.hpp>
 
 #include <cstddef>
 #include <cstdint>
-
-#if defined(__CUDACC__)
-#define KVKIT_HOST_DEVICE __host__ __device__
-#else
-#define KVKIT_HOST_DEVICE
-#endif
 
 namespace kvkit {
 
@@ -22,9 +17,10 @@ namespace kvkit {
 ///
 /// Sequence `b` owns pages `indices[indptr[b] .. indptr[b+1])` in order and holds `kv_len[b]`
 /// tokens: token `t` lives in page `indices[indptr[b] + t / block_size]` at slot
-/// `t % block_size`. Every page is `block_size` tokens of `num_kv_heads x head_dim` elements, in
-/// NHD or HND order (see @ref kvkit::kv_order). CSR (rather than a padded table) keeps ragged
-/// batches compact and is what a cache's block tables concatenate to. All pointers are borrowed.
+/// `t % block_size` (token_slot_of(), page_offset() in `<kvkit/index_math.hpp>`). Every page is
+/// `block_size` tokens of `num_kv_heads x head_dim` elements, in NHD or HND order (see @ref
+/// kvkit::kv_order). CSR (rather than a padded table) keeps ragged batches compact and is what a
+/// cache's block tables concatenate to. All pointers are borrowed.
 /// @tparam T Element type (`fp16`, `bf16`, `float`; const-qualified for read-only views).
 template <class T>
 struct paged_kv {
@@ -46,11 +42,19 @@ struct paged_kv {
   /// @return The offset in elements.
   KVKIT_HOST_DEVICE std::size_t offset(std::uint32_t page, std::uint32_t slot,
                                        std::uint32_t head) const noexcept {
-    const std::size_t page_elems = std::size_t{block_size} * num_kv_heads * head_dim;
-    const std::size_t in_page = order == kv_order::nhd
-                                    ? (std::size_t{slot} * num_kv_heads + head) * head_dim
-                                    : (std::size_t{head} * block_size + slot) * head_dim;
-    return std::size_t{page} * page_elems + in_page;
+    return page_offset(page, slot, head, block_size, num_kv_heads, head_dim,
+                       order == kv_order::hnd);
+  }
+
+  /// @brief Element offset of token @p t of sequence @p b, head @p h, from the start of a pool.
+  /// @param b Sequence.
+  /// @param t Token position in the sequence.
+  /// @param h K/V head.
+  /// @return The offset in elements.
+  KVKIT_HOST_DEVICE std::size_t token_offset(std::uint32_t b, std::uint32_t t,
+                                             std::uint32_t h) const noexcept {
+    const token_slot s = token_slot_of(t, block_size);
+    return offset(indices[indptr[b] + s.page_index], s.position, h);
   }
 
   /// @brief Pointer to the key vector of token @p t of sequence @p b, head @p h.
@@ -59,7 +63,7 @@ struct paged_kv {
   /// @param h K/V head.
   /// @return `head_dim` contiguous elements.
   KVKIT_HOST_DEVICE T* key(std::uint32_t b, std::uint32_t t, std::uint32_t h) const noexcept {
-    return k + offset(indices[indptr[b] + t / block_size], t % block_size, h);
+    return k + token_offset(b, t, h);
   }
   /// @brief Pointer to the value vector of token @p t of sequence @p b, head @p h.
   /// @param b Sequence.
@@ -67,7 +71,7 @@ struct paged_kv {
   /// @param h K/V head.
   /// @return `head_dim` contiguous elements.
   KVKIT_HOST_DEVICE T* value(std::uint32_t b, std::uint32_t t, std::uint32_t h) const noexcept {
-    return v + offset(indices[indptr[b] + t / block_size], t % block_size, h);
+    return v + token_offset(b, t, h);
   }
 };
 

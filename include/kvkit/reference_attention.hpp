@@ -7,7 +7,9 @@
 /// are proven against, and what a CPU-only engine can run.
 #pragma once
 
+#include <kvkit/attention_merge.hpp>
 #include <kvkit/error.hpp>
+#include <kvkit/index_math.hpp>
 #include <kvkit/paged_kv.hpp>
 #include <kvkit/types.hpp>
 
@@ -50,7 +52,7 @@ status reference_prefill(const paged_kv<const T>& kv, const attention_problem& p
         "kvkit: reference_prefill: num_qo_heads = " + std::to_string(problem.num_qo_heads) +
             " must be a multiple of num_kv_heads = " + std::to_string(kv.num_kv_heads)};
   }
-  const std::uint32_t group = problem.num_qo_heads / kv.num_kv_heads;
+  const std::uint32_t group = gqa_group(problem.num_qo_heads, kv.num_kv_heads);
   const std::uint32_t d = kv.head_dim;
   const double scale = problem.scale != 0.0f ? problem.scale : 1.0 / std::sqrt(double(d));
   std::vector<double> scores;
@@ -65,17 +67,17 @@ status reference_prefill(const paged_kv<const T>& kv, const attention_problem& p
                        " K/V tokens; queries must be the last tokens of the sequence"};
     }
     const std::uint32_t pages = kv.indptr[b + 1] - kv.indptr[b];
-    if (std::uint64_t{pages} * kv.block_size < kv.kv_len[b]) {
+    if (pages < pages_for(kv.kv_len[b], kv.block_size)) {
       return error{errc::invalid_argument, "kvkit: reference_prefill: sequence " +
                                                std::to_string(b) + " has too few pages for " +
                                                std::to_string(kv.kv_len[b]) + " tokens"};
     }
     for (std::uint32_t i = 0; i < n; ++i) {
-      const std::uint32_t pos = kv.kv_len[b] - n + i;
-      const std::uint32_t visible = problem.causal ? pos + 1 : kv.kv_len[b];
+      const std::uint32_t visible = key_limit(kv.kv_len[b], n, i, problem.causal);
       for (std::uint32_t h = 0; h < problem.num_qo_heads; ++h) {
-        const float* qv = q + (std::size_t{q_begin + i} * problem.num_qo_heads + h) * d;
-        const std::uint32_t kvh = h / group;
+        const std::uint64_t row = qo_row(q_begin + i, h, problem.num_qo_heads);
+        const float* qv = q + row * d;
+        const std::uint32_t kvh = kv_head_of(h, group);
         scores.assign(visible, 0.0);
         double max_score = -std::numeric_limits<double>::infinity();
         for (std::uint32_t t = 0; t < visible; ++t) {
@@ -103,11 +105,11 @@ status reference_prefill(const paged_kv<const T>& kv, const attention_problem& p
           for (std::uint32_t x = 0; x < d; ++x)
             acc[x] += p * double(to_float(vt[x]));
         }
-        float* o = out + (std::size_t{q_begin + i} * problem.num_qo_heads + h) * d;
+        float* o = out + row * d;
         for (std::uint32_t x = 0; x < d; ++x)
           o[x] = visible ? float(acc[x] / sum) : 0.0f;
         if (lse != nullptr) {
-          lse[std::size_t{q_begin + i} * problem.num_qo_heads + h] =
+          lse[row] =
               visible ? float(max_score + std::log(sum)) : -std::numeric_limits<float>::infinity();
         }
       }
@@ -153,24 +155,16 @@ inline void reference_merge_states(const float* o_a, const float* lse_a, const f
                                    const float* lse_b, std::size_t rows, std::uint32_t head_dim,
                                    float* out, float* lse) {
   for (std::size_t r = 0; r < rows; ++r) {
-    const double a = lse_a[r];
-    const double b = lse_b[r];
-    const double m = std::max(a, b);
-    if (m == -std::numeric_limits<double>::infinity()) {
-      for (std::uint32_t x = 0; x < head_dim; ++x)
-        out[r * head_dim + x] = 0.0f;
-      if (lse != nullptr)
-        lse[r] = -std::numeric_limits<float>::infinity();
-      continue;
-    }
-    const double wa = std::exp(a - m);
-    const double wb = std::exp(b - m);
+    // Each input is the normalised state (lse * log2(e), 1, o); see <kvkit/attention_merge.hpp>.
+    const merge_scales<double> f =
+        merge_factors<double>(double(lse_a[r]) * log2_e, double(lse_b[r]) * log2_e);
+    const double d = f.scale_a + f.scale_b;
     for (std::uint32_t x = 0; x < head_dim; ++x) {
-      out[r * head_dim + x] =
-          float((wa * o_a[r * head_dim + x] + wb * o_b[r * head_dim + x]) / (wa + wb));
+      const double acc = f.scale_a * o_a[r * head_dim + x] + f.scale_b * o_b[r * head_dim + x];
+      out[r * head_dim + x] = d > 0.0 ? float(acc / d) : 0.0f;
     }
     if (lse != nullptr)
-      lse[r] = float(m + std::log(wa + wb));
+      lse[r] = float(state_lse2(f.max, d) * ln_2);
   }
 }
 

@@ -129,6 +129,28 @@ TEST(DeviceStorage, CreateCopyAndMove) {
   }
 }
 
+// copy_block() cannot return a status (the cache calls it as a statement); a copy that could not
+// be enqueued is kept and reported, never dropped.
+TEST(DeviceStorage, AFailedCopyOnWriteIsReported) {
+  KVKIT_REQUIRE_CUDA_DEVICE();
+  const kv_layout l = make_layout(kv_order::nhd, 16, 4, 128);
+  auto made = device_storage<bf16>::create(l);
+  ASSERT_TRUE(made.ok()) << made.status().message();
+  device_storage<bf16> s = std::move(made).value();
+  s.copy_block(1, 2);
+  EXPECT_TRUE(s.copy_error().ok()) << s.copy_error().message();
+  s.copy_block(l.num_blocks, 2);  // no such block: the copy is not enqueued
+  s.copy_block(3, l.num_blocks + 5);
+  const status first = s.copy_error();
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.code(), errc::invalid_argument);
+  EXPECT_NE(first.message().find("copy_block(40, 2)"), std::string::npos) << first.message();
+  device_storage<bf16> moved = std::move(s);  // the error moves with the storage
+  EXPECT_EQ(moved.take_copy_error().message(), first.message());
+  EXPECT_TRUE(moved.copy_error().ok());
+  KVKIT_CUDA_OK(cudaStreamSynchronize(moved.stream()));
+}
+
 TEST(DeviceStorage, ManyPairsSpanSeveralLaunches) {
   KVKIT_REQUIRE_CUDA_DEVICE();
   std::mt19937_64 rng(9);

@@ -181,6 +181,58 @@ TEST(KernelApi, RunWithoutWorkspaceIsAnError) {
   EXPECT_NE(s.message().find("workspace"), std::string::npos);
 }
 
+// Without a device, every launch fails, and the failure is errc::device_error carrying the CUDA
+// error's name, never an argument or configuration error. (With a device the fake pointers
+// would be dereferenced, so this runs only without one.)
+TEST(KernelApi, ALaunchThatFailsIsADeviceErrorWithTheCudaMessage) {
+  if (kvkit::test::cuda_device_available())
+    GTEST_SKIP() << "needs a machine without a usable CUDA device";
+  EXPECT_EQ(to_string(errc::device_error), "device_error");
+  paged_decode_args a = valid_decode();
+  const status s = run(a, nullptr, nullptr);
+  EXPECT_EQ(s.code(), errc::device_error) << s.message();
+  EXPECT_NE(s.message().find("kvkit: paged_decode launch failed: cuda"), std::string::npos)
+      << s.message();
+  append_kv_args ap;
+  ap.head_dim = static_cast<std::uint32_t>(first_config().head_dim);
+  ap.dtype = first_config().dtype;
+  ap.num_tokens = 3;
+  ap.num_blocks = 10;
+  ap.k_new = fake(1);
+  ap.v_new = fake(2);
+  ap.slot_mapping = static_cast<const std::int64_t*>(fake(3));
+  ap.k_cache = fake_mut(4);
+  ap.v_cache = fake_mut(5);
+  EXPECT_EQ(run(ap, nullptr, nullptr).code(), errc::device_error);
+  kv_layout l;
+  l.num_blocks = 8;
+  const block_copy pair{1, 2};
+  EXPECT_EQ(copy_blocks_inline(fake_mut(1), l, &pair, 1, nullptr).code(), errc::device_error);
+}
+
+// Planning reads the multiprocessor count of the device that holds kv.k (cached per device); a
+// query that fails (no device, a pointer that is not device memory) leaves no error pending for
+// the caller's next cudaGetLastError(), and the plan is the same every time.
+TEST(KernelApi, PlanningLeavesNoErrorBehind) {
+  static_cast<void>(cudaGetLastError());
+  // Without a driver every runtime call, this one included, reports that; with a device it is
+  // cudaSuccess. Either way planning must not change it.
+  const cudaError_t before = cudaPeekAtLastError();
+  paged_decode_args a = valid_decode();
+  a.kv.batch = 1;
+  a.max_kv_len = 32768;
+  const paged_decode_plan first = plan(a);
+  EXPECT_EQ(cudaPeekAtLastError(), before);
+  const std::size_t ws = workspace_size(a);
+  for (int i = 0; i < 3; ++i) {
+    const paged_decode_plan again = plan(a);
+    EXPECT_EQ(again.num_splits, first.num_splits);
+    EXPECT_EQ(again.split_tokens, first.split_tokens);
+    EXPECT_EQ(workspace_size(a), ws);
+  }
+  EXPECT_EQ(cudaPeekAtLastError(), before);
+}
+
 TEST(KernelApi, DeviceStorageWithoutDeviceIsAnError) {
   kv_layout l;
   l.num_blocks = 4;
@@ -190,6 +242,7 @@ TEST(KernelApi, DeviceStorageWithoutDeviceIsAnError) {
     EXPECT_TRUE(made.ok()) << made.status().message();
   } else {
     ASSERT_FALSE(made.ok());
+    EXPECT_EQ(made.code(), errc::device_error);
     EXPECT_NE(made.error().message().find("no CUDA device"), std::string::npos)
         << made.error().message();
   }

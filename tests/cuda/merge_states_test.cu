@@ -1,7 +1,8 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 // merge_states against reference_merge_states, with rows whose LSE is -inf on one or both sides
-// and with the output aliasing the first input. Tolerances: output |err| <= 2e-2 (bf16) /
-// 5e-3 (fp16), LSE |err| <= 1e-2 (both inputs are exact in the element type).
+// and with the output aliasing the first input. Tolerances: output |err| <= 3e-3 (bf16) /
+// 5e-4 (fp16), half an ulp of an output below 1 plus margin (the inputs are exact in the element
+// type and the merge runs in fp32); LSE |err| <= 2e-3.
 #include <kvkit/kernel_registry.hpp>
 #include <kvkit/merge_states.hpp>
 #include <kvkit/reference_attention.hpp>
@@ -70,7 +71,7 @@ void check_merge(const kernel_config& config, bool in_place, std::uint32_t seed)
 
 TEST(MergeStates, MatchesReference) {
   KVKIT_REQUIRE_CUDA_DEVICE();
-  for (const kernel_config& config : built_kernel_configs()) {
+  for (const kernel_config& config : test_configs()) {
     with_dtype(config.dtype, [&]<class T>() {
       check_merge<T>(config, false, 1);
       check_merge<T>(config, true, 2);

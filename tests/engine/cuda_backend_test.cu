@@ -174,6 +174,38 @@ TEST(CudaBackend, CreateNamesAnUnbuiltHeadDim) {
   EXPECT_NE(b.error().message().find("head_dim=96"), std::string::npos) << b.error().message();
 }
 
+// A copy on write that device_storage could not enqueue (here: a block id past the pool) is
+// kept by the storage and fails the backend's next step with its message, instead of the step
+// running over blocks that hold another prompt's K/V.
+TEST(CudaBackend, AFailedCopyOnWriteFailsTheNextStep) {
+  KVKIT_REQUIRE_CUDA_DEVICE();
+  auto gpu = cuda_t::create(weights());
+  ASSERT_TRUE(gpu.ok()) << gpu.error().message();
+  auto storage = cuda_t::storage_type::create(layout_for(16, 64));
+  ASSERT_TRUE(storage.ok()) << storage.error().message();
+  storage->copy_block(64, 1);
+  const std::vector<kvkit::token_id> tokens{5};
+  const std::vector<std::uint32_t> positions{0}, qo_indptr{0, 1}, kv_indptr{0, 1}, pages{1},
+      kv_len{1};
+  mini_engine::forward_batch batch;
+  batch.tokens = tokens.data();
+  batch.positions = positions.data();
+  batch.qo_indptr = qo_indptr.data();
+  batch.kv_indptr = kv_indptr.data();
+  batch.kv_indices = pages.data();
+  batch.kv_len = kv_len.data();
+  batch.batch = 1;
+  batch.num_tokens = 1;
+  batch.max_qo_len = 1;
+  std::vector<float> logits(weights().config.vocab_size);
+  const kvkit::status s = gpu->forward(batch, *storage, logits);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("copy on write"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("copy_block(64, 1)"), std::string::npos) << s.message();
+  // Reported once: the next step runs.
+  EXPECT_TRUE(gpu->forward(batch, *storage, logits).ok());
+}
+
 TEST(CudaBackend, MeasuresItsRates) {
   KVKIT_REQUIRE_CUDA_DEVICE();
   auto b = cuda_t::create(weights());

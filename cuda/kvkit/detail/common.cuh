@@ -1,15 +1,22 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 // Device helpers shared by kvkit's kernels: element types, 16-byte vectors, cp.async, ldmatrix,
-// mma.sync. Internal (kvkit::detail); needs nvcc.
+// mma.sync, and the launch helper. Internal (kvkit::detail); needs nvcc. The index arithmetic
+// (pages, slots, offsets, splits, GQA rows, causal limits) is <kvkit/index_math.hpp>, the
+// log-sum-exp merge <kvkit/attention_merge.hpp>; the kernels call those, never a copy.
 #pragma once
 
+#include <kvkit/attention_merge.hpp>
+#include <kvkit/index_math.hpp>
 #include <kvkit/paged_kv.hpp>
 #include <kvkit/types.hpp>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <utility>
 
 namespace kvkit::detail {
 
@@ -183,24 +190,24 @@ __device__ __forceinline__ void mma_16816<__half>(float (&d)[4], const std::uint
 
 // ---- math -----------------------------------------------------------------------------------
 
-inline constexpr float log2e = 1.4426950408889634f;
-inline constexpr float ln2 = 0.6931471805599453f;
+inline constexpr float log2e = static_cast<float>(log2_e);
+inline constexpr float ln2 = static_cast<float>(ln_2);
 inline constexpr float neg_inf = -__builtin_huge_valf();
 
-__device__ __forceinline__ float fast_exp2(float x) {
-  return exp2f(x);
-}
-
-/// Element offset of (page, slot, head, 0) in one pool (same formula as paged_kv::offset, with
-/// the page size in elements precomputed).
-__device__ __forceinline__ std::size_t page_offset(std::uint32_t page, std::uint32_t slot,
-                                                   std::uint32_t head, std::uint32_t block_size,
-                                                   std::uint32_t num_kv_heads,
-                                                   std::uint32_t head_dim, bool hnd) {
-  const std::size_t page_elems = std::size_t{block_size} * num_kv_heads * head_dim;
-  const std::size_t in_page = hnd ? (std::size_t{head} * block_size + slot) * head_dim
-                                  : (std::size_t{slot} * num_kv_heads + head) * head_dim;
-  return std::size_t{page} * page_elems + in_page;
+/// Enqueues `kernel<<<grid, block, smem, stream>>>(args...)` through cudaLaunchKernelEx and
+/// returns the launch's own status: an error left pending by an earlier, unrelated call is
+/// neither reported here nor cleared.
+template <class... Params, class... Args>
+inline cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem,
+                                 cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = nullptr;
+  config.numAttrs = 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 #endif  // __CUDACC__

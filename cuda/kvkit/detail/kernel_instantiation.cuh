@@ -10,6 +10,7 @@
 #include <kvkit/detail/paged_prefill_kernel.cuh>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 
@@ -44,8 +45,7 @@ cudaError_t launch_append_kv(const append_kv_args& a, cudaStream_t stream) {
   p.num_blocks = a.num_blocks;
   p.hnd = a.order == kv_order::hnd;
   const std::uint64_t work = std::uint64_t{a.num_tokens} * a.num_kv_heads * (HeadDim / 8);
-  append_kv_kernel<HeadDim><<<grid_for(work, 256), 256, 0, stream>>>(p);
-  return cudaGetLastError();
+  return launch_kernel(append_kv_kernel<HeadDim>, grid_for(work, 256), 256, 0, stream, p);
 }
 
 template <int HeadDim, class T>
@@ -60,7 +60,7 @@ cudaError_t launch_paged_decode(const paged_decode_args& a, const paged_decode_p
   p.lse = a.lse;
   p.kv = a.kv;
   p.num_qo_heads = a.num_qo_heads;
-  p.group = a.num_qo_heads / a.kv.num_kv_heads;
+  p.group = gqa_group(a.num_qo_heads, a.kv.num_kv_heads);
   p.head_chunks = plan.head_chunks;
   p.num_splits = plan.num_splits;
   p.split_tokens = plan.split_tokens;
@@ -72,8 +72,8 @@ cudaError_t launch_paged_decode(const paged_decode_args& a, const paged_decode_p
         reinterpret_cast<float*>(static_cast<unsigned char*>(workspace) + ws.partial_lse_offset);
   }
   const dim3 grid(plan.num_splits, a.kv.num_kv_heads * plan.head_chunks, a.kv.batch);
-  paged_decode_kernel<HeadDim, DT><<<grid, decode_traits<HeadDim>::threads, 0, stream>>>(p);
-  cudaError_t err = cudaGetLastError();
+  const cudaError_t err = launch_kernel(paged_decode_kernel<HeadDim, DT>, grid,
+                                        decode_traits<HeadDim>::threads, 0, stream, p);
   if (err != cudaSuccess || plan.num_splits == 1)
     return err;
 
@@ -86,8 +86,7 @@ cudaError_t launch_paged_decode(const paged_decode_args& a, const paged_decode_p
   mp.num_qo_heads = a.num_qo_heads;
   mp.num_splits = plan.num_splits;
   const std::uint64_t work = std::uint64_t{a.kv.batch} * a.num_qo_heads * (HeadDim / 8);
-  decode_merge_kernel<HeadDim, DT><<<grid_for(work, 128), 128, 0, stream>>>(mp);
-  return cudaGetLastError();
+  return launch_kernel(decode_merge_kernel<HeadDim, DT>, grid_for(work, 128), 128, 0, stream, mp);
 }
 
 template <int HeadDim, class T>
@@ -103,19 +102,27 @@ cudaError_t launch_paged_prefill(const paged_prefill_args& a, cudaStream_t strea
   p.o = a.o;
   p.lse = a.lse;
   p.num_qo_heads = a.num_qo_heads;
-  p.group = a.num_qo_heads / a.kv.num_kv_heads;
+  p.group = gqa_group(a.num_qo_heads, a.kv.num_kv_heads);
   p.scale_log2 = softmax_scale_log2(a.scale, HeadDim);
   p.causal = a.causal;
   const std::uint64_t rows = std::uint64_t{a.max_qo_len} * p.group;
   const unsigned tiles = grid_for(rows, tr::bm, 65535u);
   const auto kernel = paged_prefill_kernel<HeadDim, DT>;
-  cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, tr::smem_bytes);
-  if (err != cudaSuccess)
+  // The dynamic shared-memory limit is raised once per device, not on every launch.
+  static std::atomic<std::uint64_t> raised{0};  // bit d: done on device d (d < 64)
+  int device = 0;
+  if (cudaError_t err = cudaGetDevice(&device); err != cudaSuccess)
     return err;
+  const std::uint64_t bit = device < 64 ? std::uint64_t{1} << device : 0;
+  if (bit == 0 || (raised.load(std::memory_order_acquire) & bit) == 0) {
+    if (cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               tr::smem_bytes);
+        err != cudaSuccess)
+      return err;
+    raised.fetch_or(bit, std::memory_order_acq_rel);
+  }
   const dim3 grid(tiles, a.kv.num_kv_heads, a.kv.batch);
-  kernel<<<grid, tr::threads, tr::smem_bytes, stream>>>(p);
-  return cudaGetLastError();
+  return launch_kernel(kernel, grid, tr::threads, tr::smem_bytes, stream, p);
 }
 
 template <int HeadDim, class T>
@@ -131,8 +138,8 @@ cudaError_t launch_merge_states(const merge_states_args& a, cudaStream_t stream)
   p.o = a.o;
   p.lse = a.lse;
   p.rows = a.rows;
-  merge_states_kernel<HeadDim, DT><<<grid_for(a.rows * (HeadDim / 8), 256), 256, 0, stream>>>(p);
-  return cudaGetLastError();
+  return launch_kernel(merge_states_kernel<HeadDim, DT>, grid_for(a.rows * (HeadDim / 8), 256), 256,
+                       0, stream, p);
 }
 
 template <int HeadDim, class T>

@@ -32,7 +32,6 @@ __global__ void __launch_bounds__(256) append_kv_kernel(const append_params p) {
   constexpr std::uint32_t C = HeadDim / 8;
   const std::uint64_t per_token = std::uint64_t{p.num_kv_heads} * C;
   const std::uint64_t total = per_token * p.num_tokens;
-  const std::int64_t max_slot = std::int64_t{p.num_blocks} * p.block_size;
   for (std::uint64_t idx = blockIdx.x * std::uint64_t{blockDim.x} + threadIdx.x; idx < total;
        idx += std::uint64_t{gridDim.x} * blockDim.x) {
     const std::uint64_t tok = idx / per_token;
@@ -40,10 +39,9 @@ __global__ void __launch_bounds__(256) append_kv_kernel(const append_params p) {
     const std::uint32_t h = rem / C;
     const std::uint32_t c = rem % C;
     const std::int64_t slot = p.slot_mapping[tok];
-    if (slot < 0 || slot >= max_slot)
+    if (!slot_in_pool(slot, p.block_size, p.num_blocks))
       continue;
-    const std::uint32_t page = static_cast<std::uint32_t>(slot / p.block_size);
-    const std::uint32_t pos = static_cast<std::uint32_t>(slot % p.block_size);
+    const page_position pp = page_position_of(slot, p.block_size);
     const std::uint64_t src_k = tok * p.k_stride + std::uint64_t{h} * HeadDim + c * 8;
     const std::uint64_t src_v = tok * p.v_stride + std::uint64_t{h} * HeadDim + c * 8;
     const uint4 kv =
@@ -51,7 +49,7 @@ __global__ void __launch_bounds__(256) append_kv_kernel(const append_params p) {
     const uint4 vv =
         *reinterpret_cast<const uint4*>(static_cast<const std::uint16_t*>(p.v_new) + src_v);
     const std::size_t dst =
-        page_offset(page, pos, h, p.block_size, p.num_kv_heads, HeadDim, p.hnd) + c * 8;
+        page_offset(pp.page, pp.position, h, p.block_size, p.num_kv_heads, HeadDim, p.hnd) + c * 8;
     *reinterpret_cast<uint4*>(static_cast<std::uint16_t*>(p.k_cache) + dst) = kv;
     *reinterpret_cast<uint4*>(static_cast<std::uint16_t*>(p.v_cache) + dst) = vv;
   }
@@ -135,22 +133,15 @@ __global__ void __launch_bounds__(256) merge_states_kernel(const merge_params p)
     __syncwarp();
     if (!active)
       continue;
-    const float mx = fmaxf(la, lb);
+    // Each input is the normalised state (lse * log2(e), 1, o) (<kvkit/attention_merge.hpp>).
+    const merge_scales<float> f = merge_factors(la * log2e, lb * log2e);
+    const float den = f.scale_a + f.scale_b;
+    const float inv = den > 0.0f ? 1.0f / den : 0.0f;
     float out[8];
-    float lse = neg_inf;
-    if (mx == neg_inf) {
 #pragma unroll
-      for (int e = 0; e < 8; ++e)
-        out[e] = 0.0f;
-    } else {
-      const float wa = fast_exp2((la - mx) * log2e);
-      const float wb = fast_exp2((lb - mx) * log2e);
-      const float inv = 1.0f / (wa + wb);
-#pragma unroll
-      for (int e = 0; e < 8; ++e)
-        out[e] = (wa * fa[e] + wb * fb[e]) * inv;
-      lse = mx + logf(wa + wb);
-    }
+    for (int e = 0; e < 8; ++e)
+      out[e] = (f.scale_a * fa[e] + f.scale_b * fb[e]) * inv;
+    const float lse = state_lse2(f.max, den) * ln2;
     *reinterpret_cast<uint4*>(static_cast<DT*>(p.o) + row * HeadDim + c * 8) = pack8<DT>(out);
     if (p.lse != nullptr && c == 0)
       p.lse[row] = lse;

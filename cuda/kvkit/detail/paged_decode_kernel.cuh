@@ -32,6 +32,14 @@ struct decode_traits {
   static_assert(HeadDim % 64 == 0 && bdx <= 32 && 32 % bdx == 0, "head_dim 64, 128 or 256");
 };
 
+/// Row of the split-KV workspace holding split `split` of (sequence `b`, query head `head`):
+/// `[batch][num_splits][num_qo_heads]` rows of `head_dim` floats (and one LSE each).
+KVKIT_HOST_DEVICE constexpr std::uint64_t split_row(std::uint32_t b, std::uint32_t split,
+                                                    std::uint32_t head, std::uint32_t num_splits,
+                                                    std::uint32_t num_qo_heads) noexcept {
+  return (std::uint64_t{b} * num_splits + split) * num_qo_heads + head;
+}
+
 struct decode_params {
   const void* q;
   void* o;
@@ -66,17 +74,13 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
   const std::uint32_t chunk = blockIdx.y % p.head_chunks;
   const std::uint32_t b = blockIdx.z;
 
-  const std::uint32_t head0 = kvh * p.group + chunk * G;
-  const std::uint32_t nh_u = p.group - chunk * G;
-  const int nh = nh_u < G ? static_cast<int>(nh_u) : G;
+  const head_span heads = head_chunk(kvh, chunk, p.group, G);
+  const std::uint32_t head0 = heads.first;
+  const int nh = static_cast<int>(heads.count);
 
-  const std::uint32_t kv_len = p.kv.kv_len[b];
-  std::uint32_t begin = split * p.split_tokens;
-  std::uint32_t end = split + 1 == p.num_splits ? kv_len : begin + p.split_tokens;
-  if (end > kv_len)
-    end = kv_len;
-  if (begin > end)
-    begin = end;
+  const token_range range = split_range(split, p.num_splits, p.split_tokens, p.kv.kv_len[b]);
+  const std::uint32_t begin = range.begin;
+  const std::uint32_t end = range.end;
 
   // Queries of the group, pre-scaled into the log2 domain.
   float q[G][8];
@@ -85,7 +89,7 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
   for (int g = 0; g < G; ++g) {
     if (g < nh) {
       const uint4 v = *reinterpret_cast<const uint4*>(
-          qbase + (std::size_t{b} * p.num_qo_heads + head0 + g) * HeadDim + tx * 8);
+          qbase + qo_row(b, head0 + g, p.num_qo_heads) * HeadDim + tx * 8);
       unpack8<DT>(v, q[g]);
 #pragma unroll
       for (int e = 0; e < 8; ++e)
@@ -127,7 +131,8 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
       const bool valid = t < end;
       std::size_t off = 0;
       if (valid) {
-        off = page_offset(pages[t / bs], t % bs, kvh, bs, hkv, HeadDim, hnd) + tx * 8;
+        const token_slot ts = token_slot_of(t, bs);
+        off = page_offset(pages[ts.page_index], ts.position, kvh, bs, hkv, HeadDim, hnd) + tx * 8;
       }
       cp_async_16(slot_ptr(stage, 0, r), kpool + off, valid);
       cp_async_16(slot_ptr(stage, 1, r), vpool + off, valid);
@@ -189,17 +194,18 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
     for (int g = 0; g < G; ++g) {
       if (g >= nh)
         continue;
-      float mx = m[g];
+      float mx = neg_inf;
 #pragma unroll
       for (int j = 0; j < TPL; ++j)
         mx = fmaxf(mx, s[g][j]);
-      const float m_use = mx == neg_inf ? 0.0f : mx;
-      const float corr = fast_exp2(m[g] - m_use);
-      m[g] = mx;
+      // Merge the tile's scores into the running state (<kvkit/attention_merge.hpp>).
+      const merge_scales<float> f = merge_factors(m[g], mx);
+      const float corr = f.scale_a;
+      m[g] = f.max;
       float sum = 0.0f;
 #pragma unroll
       for (int j = 0; j < TPL; ++j) {
-        s[g][j] = fast_exp2(s[g][j] - m_use);
+        s[g][j] = exp2_of(s[g][j] - f.ref);
         sum += s[g][j];
       }
       d[g] = d[g] * corr + sum;
@@ -243,38 +249,34 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
   for (int idx = threadIdx.x; idx < nh * bdx; idx += tr::threads) {
     const int g = idx / bdx;
     const int x = idx % bdx;
+    // Merge the token lanes' states (<kvkit/attention_merge.hpp>).
     float mx = neg_inf;
-#pragma unroll
-    for (int y = 0; y < bdy; ++y)
-      mx = fmaxf(mx, red_m[y][g]);
+    float den = 0.0f;
     float out[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    float lse_nat = neg_inf;
-    if (mx != neg_inf) {
-      float den = 0.0f;
 #pragma unroll
-      for (int y = 0; y < bdy; ++y) {
-        const float w = fast_exp2(red_m[y][g] - mx);
-        den += w * red_d[y][g];
-        const float* src = red_acc + (y * G + g) * HeadDim + x * 8;
-#pragma unroll
-        for (int e = 0; e < 8; ++e)
-          out[e] += w * src[e];
-      }
-      const float inv = 1.0f / den;
+    for (int y = 0; y < bdy; ++y) {
+      const merge_scales<float> f = merge_factors(mx, red_m[y][g]);
+      den = den * f.scale_a + red_d[y][g] * f.scale_b;
+      const float* src = red_acc + (y * G + g) * HeadDim + x * 8;
 #pragma unroll
       for (int e = 0; e < 8; ++e)
-        out[e] *= inv;
-      lse_nat = (mx + log2f(den)) * ln2;
+        out[e] = out[e] * f.scale_a + src[e] * f.scale_b;
+      mx = f.max;
     }
+    const float inv = den > 0.0f ? 1.0f / den : 0.0f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      out[e] *= inv;
+    const float lse_nat = state_lse2(mx, den) * ln2;
     const std::uint32_t head = head0 + g;
     if (p.num_splits == 1) {
       DT* obase = static_cast<DT*>(p.o);
-      *reinterpret_cast<uint4*>(obase + (std::size_t{b} * p.num_qo_heads + head) * HeadDim +
-                                x * 8) = pack8<DT>(out);
+      const std::uint64_t row = qo_row(b, head, p.num_qo_heads);
+      *reinterpret_cast<uint4*>(obase + row * HeadDim + x * 8) = pack8<DT>(out);
       if (p.lse != nullptr && x == 0)
-        p.lse[std::size_t{b} * p.num_qo_heads + head] = lse_nat;
+        p.lse[row] = lse_nat;
     } else {
-      const std::size_t row = (std::size_t{b} * p.num_splits + split) * p.num_qo_heads + head;
+      const std::uint64_t row = split_row(b, split, head, p.num_splits, p.num_qo_heads);
       float4* dst = reinterpret_cast<float4*>(p.partial_o + row * HeadDim + x * 8);
       dst[0] = make_float4(out[0], out[1], out[2], out[3]);
       dst[1] = make_float4(out[4], out[5], out[6], out[7]);
@@ -302,42 +304,33 @@ __global__ void __launch_bounds__(128) decode_merge_kernel(const decode_merge_pa
   const std::uint64_t total = rows * bdx;
   for (std::uint64_t idx = blockIdx.x * std::uint64_t{blockDim.x} + threadIdx.x; idx < total;
        idx += std::uint64_t{gridDim.x} * blockDim.x) {
-    const std::uint64_t row = idx / bdx;  // b * num_qo_heads + head
+    const std::uint64_t row = idx / bdx;  // qo_row(b, head, num_qo_heads)
     const int x = static_cast<int>(idx % bdx);
-    const std::uint64_t b = row / p.num_qo_heads;
-    const std::uint64_t head = row % p.num_qo_heads;
-    auto prow = [&](std::uint32_t s) {
-      return (b * p.num_splits + s) * p.num_qo_heads + head;
-    };
+    const auto b = static_cast<std::uint32_t>(row / p.num_qo_heads);
+    const auto head = static_cast<std::uint32_t>(row % p.num_qo_heads);
+    // Each split's result is the normalised state (lse * log2(e), 1, o); merge them in order
+    // (<kvkit/attention_merge.hpp>).
     float mx = neg_inf;
-    for (std::uint32_t s = 0; s < p.num_splits; ++s)
-      mx = fmaxf(mx, p.partial_lse[prow(s)]);
+    float den = 0.0f;
     float out[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    float lse_nat = neg_inf;
-    if (mx != neg_inf) {
-      float den = 0.0f;
-      for (std::uint32_t s = 0; s < p.num_splits; ++s) {
-        const float w = fast_exp2((p.partial_lse[prow(s)] - mx) * log2e);
-        den += w;
-        const float4* src =
-            reinterpret_cast<const float4*>(p.partial_o + prow(s) * HeadDim + x * 8);
-        const float4 a = src[0];
-        const float4 c = src[1];
-        out[0] += w * a.x;
-        out[1] += w * a.y;
-        out[2] += w * a.z;
-        out[3] += w * a.w;
-        out[4] += w * c.x;
-        out[5] += w * c.y;
-        out[6] += w * c.z;
-        out[7] += w * c.w;
-      }
-      const float inv = 1.0f / den;
+    for (std::uint32_t s = 0; s < p.num_splits; ++s) {
+      const std::uint64_t prow = split_row(b, s, head, p.num_splits, p.num_qo_heads);
+      const merge_scales<float> f = merge_factors(mx, p.partial_lse[prow] * log2e);
+      den = den * f.scale_a + f.scale_b;
+      const float4* src = reinterpret_cast<const float4*>(p.partial_o + prow * HeadDim + x * 8);
+      const float4 a = src[0];
+      const float4 c = src[1];
+      const float in[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
 #pragma unroll
       for (int e = 0; e < 8; ++e)
-        out[e] *= inv;
-      lse_nat = mx + logf(den);
+        out[e] = out[e] * f.scale_a + in[e] * f.scale_b;
+      mx = f.max;
     }
+    const float inv = den > 0.0f ? 1.0f / den : 0.0f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      out[e] *= inv;
+    const float lse_nat = state_lse2(mx, den) * ln2;
     *reinterpret_cast<uint4*>(static_cast<DT*>(p.o) + row * HeadDim + x * 8) = pack8<DT>(out);
     if (p.lse != nullptr && x == 0)
       p.lse[row] = lse_nat;

@@ -68,10 +68,10 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
   const std::uint32_t b = blockIdx.z;
 
   const std::uint32_t q_begin = p.qo_indptr[b];
-  const int n = static_cast<int>(p.qo_indptr[b + 1] - q_begin);
-  const int group = static_cast<int>(p.group);
-  const int rows = n * group;
-  const int kv_len = static_cast<int>(p.kv.kv_len[b]);
+  const std::uint32_t n_u = p.qo_indptr[b + 1] - q_begin;
+  const std::uint32_t kv_len_u = p.kv.kv_len[b];
+  const int rows = static_cast<int>(n_u * p.group);
+  const int kv_len = static_cast<int>(kv_len_u);
   const std::uint32_t* pages = p.kv.indices + p.kv.indptr[b];
   const std::uint32_t bs = p.kv.block_size;
   const std::uint32_t hkv = p.kv.num_kv_heads;
@@ -81,14 +81,16 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
   const DT* const vpool = static_cast<const DT*>(p.kv.v);
   DT* const og = static_cast<DT*>(p.o);
 
-  // Position limit (exclusive) of the keys packed row r may see.
+  // Position limit (exclusive) of the keys packed row r may see (rows past the end take the
+  // last row's).
   auto limit_of = [&](int r) {
     const int rr = r < rows ? r : rows - 1;
-    return p.causal ? kv_len - n + rr / group + 1 : kv_len;
+    const packed_row pr = unpack_row(static_cast<std::uint32_t>(rr), kvh, p.group);
+    return static_cast<int>(key_limit(kv_len_u, n_u, pr.query, p.causal));
   };
-  auto q_row_offset = [&](int r) {  // element offset of packed row r in q / o
-    return (std::size_t{q_begin} + static_cast<std::uint32_t>(r / group)) * p.num_qo_heads +
-           kvh * p.group + static_cast<std::uint32_t>(r % group);
+  auto q_row_offset = [&](int r) {  // row of packed row r in q / o (times HeadDim) and lse
+    const packed_row pr = unpack_row(static_cast<std::uint32_t>(r), kvh, p.group);
+    return qo_row(q_begin + pr.query, pr.qo_head, p.num_qo_heads);
   };
 
   for (int row0 = static_cast<int>(blockIdx.x) * BM; row0 < rows;
@@ -121,8 +123,8 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
         const bool valid = t < kv_end;
         std::size_t off = 0;
         if (valid) {
-          const std::uint32_t tu = static_cast<std::uint32_t>(t);
-          off = page_offset(pages[tu / bs], tu % bs, kvh, bs, hkv, HeadDim, hnd) + c * 8;
+          const token_slot ts = token_slot_of(static_cast<std::uint32_t>(t), bs);
+          off = page_offset(pages[ts.page_index], ts.position, kvh, bs, hkv, HeadDim, hnd) + c * 8;
         }
         cp_async_16(sk + swz<HeadDim>(r, c), kpool + off, valid);
         cp_async_16(sv + swz<HeadDim>(r, c), vpool + off, valid);
@@ -197,7 +199,7 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
             s[i][3] = neg_inf;
         }
       }
-      float mx_a = m_a, mx_b = m_b;
+      float mx_a = neg_inf, mx_b = neg_inf;
 #pragma unroll
       for (int i = 0; i < NT; ++i) {
         mx_a = fmaxf(mx_a, fmaxf(s[i][0], s[i][1]));
@@ -208,19 +210,20 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
         mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
         mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
       }
-      const float use_a = mx_a == neg_inf ? 0.0f : mx_a;
-      const float use_b = mx_b == neg_inf ? 0.0f : mx_b;
-      const float corr_a = fast_exp2(m_a - use_a);
-      const float corr_b = fast_exp2(m_b - use_b);
-      m_a = mx_a;
-      m_b = mx_b;
+      // Merge the tile's scores into the rows' running states (<kvkit/attention_merge.hpp>).
+      const merge_scales<float> fa = merge_factors(m_a, mx_a);
+      const merge_scales<float> fb = merge_factors(m_b, mx_b);
+      const float corr_a = fa.scale_a;
+      const float corr_b = fb.scale_a;
+      m_a = fa.max;
+      m_b = fb.max;
       float sum_a = 0.0f, sum_b = 0.0f;
 #pragma unroll
       for (int i = 0; i < NT; ++i) {
-        s[i][0] = fast_exp2(s[i][0] - use_a);
-        s[i][1] = fast_exp2(s[i][1] - use_a);
-        s[i][2] = fast_exp2(s[i][2] - use_b);
-        s[i][3] = fast_exp2(s[i][3] - use_b);
+        s[i][0] = exp2_of(s[i][0] - fa.ref);
+        s[i][1] = exp2_of(s[i][1] - fa.ref);
+        s[i][2] = exp2_of(s[i][2] - fb.ref);
+        s[i][3] = exp2_of(s[i][3] - fb.ref);
         sum_a += s[i][0] + s[i][1];
         sum_b += s[i][2] + s[i][3];
       }
@@ -272,7 +275,7 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
             pack2<DT>(o[i][0] * inv_a, o[i][1] * inv_a);
       }
       if (p.lse != nullptr && (lane & 3) == 0) {
-        p.lse[q_row_offset(ra)] = l_a > 0.0f ? (m_a + log2f(l_a)) * ln2 : neg_inf;
+        p.lse[q_row_offset(ra)] = state_lse2(m_a, l_a) * ln2;
       }
     }
     if (rb < rows) {
@@ -283,7 +286,7 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
             pack2<DT>(o[i][2] * inv_b, o[i][3] * inv_b);
       }
       if (p.lse != nullptr && (lane & 3) == 0) {
-        p.lse[q_row_offset(rb)] = l_b > 0.0f ? (m_b + log2f(l_b)) * ln2 : neg_inf;
+        p.lse[q_row_offset(rb)] = state_lse2(m_b, l_b) * ln2;
       }
     }
     __syncthreads();  // Q buffer is reused by the next row tile

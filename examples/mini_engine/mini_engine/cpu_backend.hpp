@@ -4,6 +4,7 @@
 /// absent) and kvkit's CPU reference attention over the cache's paged host storage.
 #pragma once
 
+#include <kvkit/index_math.hpp>
 #include <kvkit/paged_kv.hpp>
 #include <kvkit/reference_attention.hpp>
 #include <kvkit/storage.hpp>
@@ -134,13 +135,12 @@ class cpu_backend {
       // Append: the new tokens' K/V go to their slots in the sequences' pages.
       for (std::uint32_t b = 0; b < batch.batch; ++b) {
         for (std::uint32_t r = batch.qo_indptr[b]; r < batch.qo_indptr[b + 1]; ++r) {
-          const std::uint32_t pos = batch.positions[r];
-          const kvkit::block_id page =
-              batch.kv_indices[batch.kv_indptr[b] + pos / layout.block_size];
-          const std::uint32_t slot = pos % layout.block_size;
+          const kvkit::token_slot ts = kvkit::token_slot_of(batch.positions[r], layout.block_size);
+          const kvkit::block_id page = batch.kv_indices[batch.kv_indptr[b] + ts.page_index];
+          const std::uint32_t slot = ts.position;
           for (std::uint32_t kh = 0; kh < c.num_kv_heads; ++kh) {
             for (std::uint32_t d = 0; d < c.head_dim; ++d) {
-              const std::size_t src = (std::size_t{r} * c.num_kv_heads + kh) * c.head_dim + d;
+              const std::size_t src = kvkit::qo_row(r, kh, c.num_kv_heads) * c.head_dim + d;
               kv.at(layer, 0, page, slot, kh, d) = convert(k_[src]);
               kv.at(layer, 1, page, slot, kh, d) = convert(v_[src]);
             }

@@ -3,6 +3,7 @@
 // outputs, an fp32 residual stream, and kvkit's append_kv / paged_prefill / paged_decode over the
 // cache's device storage. The math follows cpu_backend.hpp step by step.
 #include <kvkit/append_kv.hpp>
+#include <kvkit/index_math.hpp>
 #include <kvkit/kernel_registry.hpp>
 #include <kvkit/paged_decode.hpp>
 #include <kvkit/paged_prefill.hpp>
@@ -28,14 +29,15 @@ namespace {
 using bf16_t = __nv_bfloat16;
 
 kvkit::error cuda_failure(const std::string& what, cudaError_t e) {
-  return kvkit::error{kvkit::errc::invalid_config,
-                      "mini_engine: cuda_backend: " + what + ": " + cudaGetErrorString(e)};
+  return kvkit::error{kvkit::errc::device_error, "mini_engine: cuda_backend: " + what + ": " +
+                                                     cudaGetErrorName(e) + " (" +
+                                                     cudaGetErrorString(e) + ")"};
 }
 
 kvkit::error cublas_failure(const std::string& what, cublasStatus_t s) {
-  return kvkit::error{kvkit::errc::invalid_config, "mini_engine: cuda_backend: " + what +
-                                                       ": cuBLAS status " +
-                                                       std::to_string(static_cast<int>(s))};
+  return kvkit::error{kvkit::errc::device_error, "mini_engine: cuda_backend: " + what +
+                                                     ": cuBLAS status " +
+                                                     std::to_string(static_cast<int>(s))};
 }
 
 kvkit::status with_context(const std::string& what, const kvkit::status& s) {
@@ -184,6 +186,19 @@ __global__ void swiglu_kernel(const float* gate, const float* up, bf16_t* out, s
   }
 }
 
+// Random non-zero bf16 values in [-1, 1) for the rate measurements: a GEMM or an attention
+// kernel over zeros can run faster than over real data.
+__global__ void fill_random_bf16_kernel(bf16_t* p, std::size_t n, std::uint32_t seed) {
+  for (std::size_t i = blockIdx.x * std::size_t{blockDim.x} + threadIdx.x; i < n;
+       i += std::size_t{gridDim.x} * blockDim.x) {
+    std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u ^ seed;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    p[i] = __float2bfloat16(static_cast<float>(h >> 8) * (2.0f / 16777216.0f) - 1.0f);
+  }
+}
+
 unsigned grid_for(std::size_t n) {
   return static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 65535));
 }
@@ -251,6 +266,8 @@ struct cuda_backend::impl {
     return {};
   }
 
+  // Launches with <<<>>> report their configuration errors through cudaGetLastError();
+  // forward() clears an error left pending by earlier, unrelated calls before its first launch.
   kvkit::status launched(const char* what) {
     if (cudaError_t e = cudaGetLastError(); e != cudaSuccess)
       return cuda_failure(what, e);
@@ -331,6 +348,14 @@ kvkit::status cuda_backend::forward(const forward_batch& batch, storage_type& kv
   const std::uint32_t nb = batch.batch;
   if (n == 0 || nb == 0)
     return {};
+  // A copy on write the cache asked for while admitting or extending these sequences must have
+  // been enqueued, or the blocks hold another prompt's K/V.
+  if (auto s = kv.take_copy_error(); !s.ok())
+    return with_context("copy on write", s);
+  // The launch checks below read cudaGetLastError(): clear what an earlier, unrelated call left
+  // pending (a sticky error comes back at the next call anyway), so that they report these
+  // launches only.
+  static_cast<void>(cudaGetLastError());
   if (logits.size() < std::size_t{nb} * c.vocab_size) {
     return kvkit::error{kvkit::errc::invalid_argument,
                         "mini_engine: cuda_backend: logits holds " + std::to_string(logits.size()) +
@@ -343,9 +368,8 @@ kvkit::status cuda_backend::forward(const forward_batch& batch, storage_type& kv
   std::uint32_t max_kv_len = 0;
   for (std::uint32_t b = 0; b < nb; ++b) {
     for (std::uint32_t r = batch.qo_indptr[b]; r < batch.qo_indptr[b + 1]; ++r) {
-      const std::uint32_t pos = batch.positions[r];
-      const std::uint32_t page = batch.kv_indices[batch.kv_indptr[b] + pos / layout.block_size];
-      slots[r] = std::int64_t{page} * layout.block_size + pos % layout.block_size;
+      slots[r] = kvkit::token_slot_id(batch.kv_indices + batch.kv_indptr[b], batch.positions[r],
+                                      layout.block_size);
     }
     last_rows[b] = batch.qo_indptr[b + 1] - 1;
     max_kv_len = std::max(max_kv_len, batch.kv_len[b]);
@@ -569,7 +593,8 @@ kvkit::result<cost_rates> cuda_backend::measure_rates() {
     if (auto st = buf->reserve(bytes, "rate measurement"); !st)
       return kvkit::error{st.code(), st.message()};
   }
-  cudaMemsetAsync(x.as<void>(), 0, std::size_t{rows} * c.hidden * 2, p.stream);
+  fill_random_bf16_kernel<<<grid_for(std::size_t{rows} * c.hidden), 256, 0, p.stream>>>(
+      x.as<bf16_t>(), std::size_t{rows} * c.hidden, 1);
   const int reps = 20;
   for (int i = 0; i < 3; ++i)
     (void)p.gemm(x.as<bf16_t>(), p.layers[0].w_gate, y.as<float>(), rows, c.hidden, c.ffn, "rate");
@@ -580,7 +605,7 @@ kvkit::result<cost_rates> cuda_backend::measure_rates() {
   cudaEventSynchronize(stop);
   r.dense_macs_per_s = double(reps) * rows * c.hidden * c.ffn / elapsed();
   // Attention: paged prefill of 2048 queries over a 4096-token sequence in 16-token pages.
-  const std::uint32_t kv_len = 4096, nq = 2048, bs = 16, npages = kv_len / bs;
+  const std::uint32_t kv_len = 4096, nq = 2048, bs = 16, npages = kvkit::pages_for(kv_len, bs);
   const std::size_t pool_elems = std::size_t{kv_len} * c.kv_width();
   device_buffer k, v, q, o, meta;
   for (auto [buf, bytes] : {std::pair{&k, pool_elems * 2}, std::pair{&v, pool_elems * 2},
@@ -590,9 +615,12 @@ kvkit::result<cost_rates> cuda_backend::measure_rates() {
     if (auto st = buf->reserve(bytes, "rate measurement"); !st)
       return kvkit::error{st.code(), st.message()};
   }
-  cudaMemsetAsync(k.as<void>(), 0, pool_elems * 2, p.stream);
-  cudaMemsetAsync(v.as<void>(), 0, pool_elems * 2, p.stream);
-  cudaMemsetAsync(q.as<void>(), 0, std::size_t{nq} * c.q_width() * 2, p.stream);
+  fill_random_bf16_kernel<<<grid_for(pool_elems), 256, 0, p.stream>>>(k.as<bf16_t>(), pool_elems,
+                                                                      2);
+  fill_random_bf16_kernel<<<grid_for(pool_elems), 256, 0, p.stream>>>(v.as<bf16_t>(), pool_elems,
+                                                                      3);
+  fill_random_bf16_kernel<<<grid_for(std::size_t{nq} * c.q_width()), 256, 0, p.stream>>>(
+      q.as<bf16_t>(), std::size_t{nq} * c.q_width(), 4);
   std::vector<std::uint32_t> host(npages + 8);
   // [indices (npages)] [indptr 0, npages] [kv_len] [qo_indptr 0, nq]
   std::iota(host.begin(), host.begin() + npages, 0u);
@@ -630,7 +658,7 @@ kvkit::result<cost_rates> cuda_backend::measure_rates() {
   cudaEventSynchronize(stop);
   double keys = 0;
   for (std::uint32_t i = 0; i < nq; ++i)
-    keys += kv_len - nq + i + 1;
+    keys += kvkit::key_limit(kv_len, nq, i, true);
   r.attention_macs_per_s = double(reps) * keys * 2.0 * c.num_qo_heads * c.head_dim / elapsed();
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
