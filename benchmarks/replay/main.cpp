@@ -211,6 +211,7 @@ int main(int argc, char** argv) {
   std::string on_error = "stop";
   std::string out_path, plot_prefix;
   bool list = false, baseline = false, check = false, quiet = false;
+  std::string cache_output = "on";
   int repeat = 1;
 
   app.add_option("trace", trace_path, "Trace file (JSON lines; '-' reads stdin)");
@@ -249,6 +250,12 @@ int main(int argc, char** argv) {
   app.add_option("--class-priorities", priorities,
                  "priority eviction: priority (0-15) of request classes 0, 1, ... "
                  "(comma-separated)");
+  app.add_option("--cache-output", cache_output,
+                 "Generated output blocks stay cached after their request finishes (on, as vLLM "
+                 "caches decode blocks), or are freed then (off); the CSV column cache_output says "
+                 "which")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   app.add_option("--on-error", on_error, "Bad trace lines: stop at the first, or skip them")
       ->check(CLI::IsMember({"stop", "skip"}))
       ->capture_default_str();
@@ -379,7 +386,8 @@ int main(int argc, char** argv) {
   }
   std::ostream& out = out_path.empty() ? std::cout : out_file;
   out << "policy,capacity,requests,block_hit_rate,token_hit_rate,tokens_saved,evictions,"
-         "peak_blocks_in_use,metadata_bytes,lookups_per_sec,queued,rejected,capacity_kind\n";
+         "peak_blocks_in_use,metadata_bytes,lookups_per_sec,queued,rejected,capacity_kind,"
+         "cache_output\n";
 
   if (!quiet) {
     std::cerr << "kvkit-replay: " << trace_path << ": " << t.requests.size() << " requests, "
@@ -388,7 +396,8 @@ int main(int argc, char** argv) {
               << (t.format == rp::trace_format::mooncake
                       ? "mooncake, " + std::to_string(t.trace_block_size) + " tokens per block"
                       : "tokens, block size " + std::to_string(t.cache_block_size))
-              << "), " << (sequential ? "sequential" : "overlapping by timestamp") << "\n";
+              << "), " << (sequential ? "sequential" : "overlapping by timestamp")
+              << ", output blocks " << (cache_output == "on" ? "cached" : "not cached") << "\n";
   }
   if (baseline) {
     rp::replay_result best = rp::ideal_replay(t);
@@ -412,6 +421,7 @@ int main(int argc, char** argv) {
   ro.ttl_ms = ttl_ms;
   ro.class_priorities = prio;
   ro.check_invariants = check;
+  ro.cache_output = cache_output == "on";
   ro.progress = [&](std::size_t done, std::size_t total) {
     bar.update(done, total);
   };
@@ -443,7 +453,7 @@ int main(int argc, char** argv) {
               << std::setprecision(6) << r.block_hit_rate() << ',' << r.token_hit_rate() << ','
               << r.hit_tokens << ',' << r.evictions << ',' << r.peak_blocks_in_use << ','
               << r.metadata_bytes << ',' << std::setprecision(0) << r.lookups_per_sec() << ','
-              << r.queued << ',' << r.rejected << ',' << c.kind << '\n'
+              << r.queued << ',' << r.rejected << ',' << c.kind << ',' << cache_output << '\n'
               << std::defaultfloat;
           out.flush();
           if (!quiet) {
