@@ -486,9 +486,11 @@ int main(int argc, char** argv) {
   }
 
   if (!plot_prefix.empty()) {
-    const std::string err = plot(plot_prefix, results,
-                                 "token hit rate vs capacity: " + trace_path +
-                                     (sequential ? " (sequential)" : " (overlapping)"));
+    const std::string err =
+        plot(plot_prefix, results,
+             "token hit rate vs capacity: " + trace_path +
+                 (sequential ? " (sequential" : " (overlapping") +
+                 (cache_output == "on" ? ", output cached)" : ", output not cached)"));
     if (!err.empty()) {
       std::cerr << "kvkit-replay: " << err << "\n";
       return 1;
