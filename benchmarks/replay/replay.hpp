@@ -11,11 +11,24 @@
 //             trace blocks. A unique "query" token is appended to every prompt (a cache always
 //             leaves one prompt token to compute), so every trace block is eligible to hit; token
 //             figures use each block's real length (trace_block_size, or input_length's remainder
-//             for the last block). Output: ceil(output_length / trace_block_size) unique blocks.
+//             for the last block). Only the trace blocks are committed with the prompt: the query
+//             token's block is not a trace block and never registered as one. Output:
+//             ceil(output_length / trace_block_size) unique blocks, the first of which is the
+//             query token's block, so a running request holds its trace blocks plus
+//             max(1, output blocks).
 //   tokens    {"tokens": [...], "session_id": id, "tenant": id, "timestamp": ms,
 //              "output_length": m, "class": c}   (all but "tokens" optional; ids are integers or
 //             strings). Replayed with a cache block size of `cache_block_size` (16); output_length
 //             unique tokens are appended.
+//
+// Output caching (replay_options::cache_output, kvkit-replay --cache-output on|off). On (the
+// default, as vLLM does): when a request finishes, its output blocks are committed and stay cached
+// like prompt blocks (they hold the pool although no later request of a Mooncake trace can hit
+// them). Off: output blocks are held while the request runs and freed when it finishes; only
+// prompt blocks are cached.
+//
+// Release order: finishing a request releases its blocks tail first (output, then prompt from its
+// last block to its first), so a prompt's first block is its most recently released.
 //
 // Timing. Sequential: one request at a time (admit, commit, append output, commit, finish).
 // Overlapping (default): a request arrives at its timestamp and holds its blocks (prompt and
@@ -68,10 +81,12 @@ struct request {
   double arrival_ms = 0;              ///< Arrival time.
   std::vector<token_id> prompt;       ///< Cache tokens of the prompt (mooncake: hash ids + query).
   std::uint32_t eligible_blocks = 0;  ///< Prompt blocks that can hit.
+  std::uint32_t commit_tokens = 0;    ///< Prompt tokens committed (mooncake: hash ids only).
   std::uint64_t input_tokens = 0;     ///< Real prompt tokens.
   std::uint32_t last_block_tokens = 0;    ///< Mooncake: real tokens of the last trace block.
   std::uint32_t output_tokens = 0;        ///< Real output tokens.
-  std::uint32_t output_cache_tokens = 0;  ///< Unique tokens appended to the cache as output.
+  std::uint32_t output_cache_tokens = 0;  ///< Unique tokens appended to the cache as output
+                                          ///< (mooncake: output blocks beyond the query's).
   std::uint64_t tenant_salt = 0;          ///< Tenant salt (0: shared).
   std::uint64_t session_id = 0;           ///< Session (0: none).
   std::uint32_t request_class = 0;        ///< Class (tier).
@@ -108,6 +123,9 @@ struct replay_options {
   std::vector<std::uint8_t> class_priorities{};  ///< priority_eviction: priority of each class.
   std::uint64_t seed = 0x6b766b6974ull;          ///< Hash seed (fixed: replays are repeatable).
   bool check_invariants = false;                 ///< Check the cache after every event (slow).
+  /// Output blocks stay cached after their request finishes (as vLLM caches decode blocks);
+  /// false frees them at finish.
+  bool cache_output = true;
   /// Called now and then with (requests done, requests total); may be empty.
   std::function<void(std::size_t, std::size_t)> progress{};
 };
@@ -300,8 +318,10 @@ inline std::optional<std::string> parse_line(std::string_view text, trace& t,
     r->eligible_blocks = static_cast<std::uint32_t>(need);
     r->last_block_tokens = static_cast<std::uint32_t>(in - (need - 1) * t.trace_block_size);
     r->output_tokens = static_cast<std::uint32_t>(out);
-    r->output_cache_tokens =
-        static_cast<std::uint32_t>((out + t.trace_block_size - 1) / t.trace_block_size);
+    r->commit_tokens = static_cast<std::uint32_t>(need);
+    // The query token's block is the first output block: append the others.
+    const std::uint64_t out_blocks = (out + t.trace_block_size - 1) / t.trace_block_size;
+    r->output_cache_tokens = static_cast<std::uint32_t>(out_blocks == 0 ? 0 : out_blocks - 1);
     r->prompt.push_back(0);  // the query token; made unique by the caller
     return std::nullopt;
   }
@@ -341,6 +361,7 @@ inline std::optional<std::string> parse_line(std::string_view text, trace& t,
   }
   r->input_tokens = r->prompt.size();
   r->eligible_blocks = static_cast<std::uint32_t>((r->prompt.size() - 1) / t.cache_block_size);
+  r->commit_tokens = static_cast<std::uint32_t>(r->prompt.size());
   r->output_tokens = static_cast<std::uint32_t>(out);
   r->output_cache_tokens = static_cast<std::uint32_t>(out);
   return std::nullopt;
@@ -522,7 +543,8 @@ class replayer {
         return fail(r, "append", s.message());
       }
     }
-    if (auto c = cache_.commit(adm->id, static_cast<std::uint32_t>(r.prompt.size())); !c.ok())
+    // Mooncake: the trace blocks only; the query token's block is held, not registered.
+    if (auto c = cache_.commit(adm->id, r.commit_tokens); !c.ok())
       return fail(r, "commit", c.error().message());
 
     const std::uint32_t cached = adm->request.cached_tokens;
@@ -554,7 +576,11 @@ class replayer {
   }
 
   status end(const request& r, sequence_id id) {
-    if (r.output_cache_tokens != 0) {
+    // Output caching: commit the output (mooncake: the query token's block is the first output
+    // block, so it is committed only when the request has output).
+    const bool has_output =
+        t_.format == trace_format::mooncake ? r.output_tokens != 0 : r.output_cache_tokens != 0;
+    if (opt_.cache_output && has_output) {
       if (auto c = cache_.commit(id); !c.ok())
         return fail(r, "commit", c.error().message());
     }

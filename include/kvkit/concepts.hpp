@@ -160,6 +160,10 @@ concept prefix_matcher = detail::matcher_constructible<M> && detail::matcher_has
 ///   `prefix_cache::create`.
 /// - `void touch(block_id, const access_info&)`: called on every hit and on every commit that
 ///   registers a block (the block is referenced at that moment).
+/// - `void released(block_id)`: the block stopped being referenced and stays cached; called for
+///   every such block in release order (a finishing sequence's blocks tail first), candidate or
+///   not, before `insert` when it becomes one. Lets a `leaves_only` policy order by recency: a
+///   parent that becomes a candidate when its last child is evicted was released earlier.
 /// - `void forget(block_id)`: the block's content is gone (evicted or invalidated); reset
 ///   per-block state.
 /// - `bool expired(block_id) const` and `block_id pop_expired()`: time-based expiry; an expired

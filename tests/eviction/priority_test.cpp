@@ -8,8 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "support/cache_testing.hpp"
@@ -99,6 +101,44 @@ TEST(PriorityEviction, LapsedCandidatesFallToTheDefaultPriority) {
   EXPECT_EQ(e.victim(), invalid_block);
 }
 
+// Recency is release order (reported by released()), not insertion order: a parent inserted
+// when its last child is evicted was released before that child's later siblings, and goes
+// before them.
+TEST(PriorityEviction, LateCandidatesTakeTheirPlaceByRelease) {
+  priority_eviction e(8);
+  e.released(1);
+  e.insert(1);
+  e.released(0);  // a parent: released, still has a cached child
+  e.released(2);
+  e.insert(2);
+  e.released(3);
+  e.insert(3);
+  e.insert(0);  // its child was evicted: between 1 and 3's releases, so before 2
+  e.insert(4);  // never reported: released now
+  EXPECT_EQ(drain(e), (std::vector<block_id>{1, 0, 2, 3, 4}));
+}
+
+// With every block at one priority the victims come in release order, whatever the order of
+// insertion: against a sort by release order.
+TEST(PriorityEviction, OnePriorityIsReleaseOrder) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 50; ++round) {
+    constexpr std::uint32_t n = 64;
+    priority_eviction e(n);
+    std::vector<block_id> order(n);
+    for (block_id b = 0; b < n; ++b)
+      order[b] = b;
+    std::shuffle(order.begin(), order.end(), rng);  // release order
+    for (block_id b : order)
+      e.released(b);
+    std::vector<block_id> inserted = order;
+    std::shuffle(inserted.begin(), inserted.end(), rng);  // insertion order
+    for (block_id b : inserted)
+      e.insert(b);
+    EXPECT_EQ(drain(e), order) << "round " << round;
+  }
+}
+
 TEST(PriorityEviction, ForgetReturnsToTheDefault) {
   manual_clock clock;
   priority_eviction e(8, tiers(clock));
@@ -140,7 +180,7 @@ TEST(PriorityEviction, PrioritiesAboveTheTopLevelAreClamped) {
 TEST(PriorityEviction, NameAndMetadata) {
   EXPECT_EQ(policy_traits<priority_eviction>::name(), "priority");
   EXPECT_TRUE(policy_traits<priority_eviction>::leaves_only());
-  EXPECT_EQ(priority_eviction(100).metadata_bytes(), 1700u);
+  EXPECT_EQ(priority_eviction(100).metadata_bytes(), 2500u);
 }
 
 // Pool of 16 blocks of 4 tokens. A tier-1 prefix of 4 blocks (class 1: priority 5, held 60 s)

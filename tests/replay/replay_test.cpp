@@ -206,8 +206,8 @@ TEST(ReplaySmall, UnknownPolicyNamesTheAcceptedOnes) {
   EXPECT_NE(r.error().message().find("sieve"), std::string::npos) << r.error().message();
 }
 
-// r1 holds [1, 2] + query + 1 output block = 4 blocks from t=0 to t=512 (512 output tokens at
-// 1 ms each). r2 (t=10) shares its prefix while it runs.
+// r1 holds [1, 2] + 1 output block (which holds the query token) = 3 blocks from t=0 to t=512
+// (512 output tokens at 1 ms each). r2 (t=10) shares its prefix while it runs.
 constexpr const char* kOverlap =
     R"({"timestamp": 0, "input_length": 1024, "output_length": 512, "hash_ids": [1, 2]}
 {"timestamp": 10, "input_length": 1024, "output_length": 0, "hash_ids": [1, 2]}
@@ -227,14 +227,14 @@ TEST(ReplayOverlap, RunningRequestHoldsItsBlocksAndSharesItsPrefix) {
   EXPECT_EQ(r.requests, 2u);
   EXPECT_EQ(r.queued, 0u);
   EXPECT_EQ(r.hit_blocks, 2u);          // r2 hits r1's prompt while r1 still runs
-  EXPECT_EQ(r.peak_blocks_in_use, 5u);  // r1's 4 + r2's query block
+  EXPECT_EQ(r.peak_blocks_in_use, 4u);  // r1's 3 + r2's query block
 }
 
 TEST(ReplayOverlap, TightCapacityQueuesTheSecondRequest) {
   const auto t = parse(kOverlapDisjoint);
   rp::replay_options o;
   o.tpot_ms = 1.0;
-  o.capacity = 5;  // r1 holds 4 while it runs; r2 needs 3
+  o.capacity = 5;  // r1 holds 3 while it runs; r2 needs 3
   o.check_invariants = true;
   const auto r = run(t, o);
   EXPECT_EQ(r.requests, 2u);
@@ -244,10 +244,10 @@ TEST(ReplayOverlap, TightCapacityQueuesTheSecondRequest) {
   EXPECT_GT(r.evictions, 0u);  // r2 starts after r1 finished, evicting r1's cached blocks
   EXPECT_LE(r.peak_blocks_in_use, 5u);
 
-  o.capacity = 7;  // both fit at once
+  o.capacity = 6;  // both fit at once
   const auto wide = run(t, o);
   EXPECT_EQ(wide.queued, 0u);
-  EXPECT_EQ(wide.peak_blocks_in_use, 7u);
+  EXPECT_EQ(wide.peak_blocks_in_use, 6u);
 
   o.sequential = true;
   o.capacity = 5;
@@ -257,15 +257,62 @@ TEST(ReplayOverlap, TightCapacityQueuesTheSecondRequest) {
 }
 
 TEST(ReplayOverlap, RequestLargerThanThePoolIsRejected) {
-  const auto t = parse(kOverlapDisjoint);
+  // r1 needs 4 blocks (2 trace blocks, 2 output blocks), r2 needs 3 (with its query block).
+  const auto t = parse(
+      R"({"timestamp": 0, "input_length": 1024, "output_length": 1024, "hash_ids": [1, 2]}
+{"timestamp": 10, "input_length": 1024, "output_length": 0, "hash_ids": [3, 4]}
+)");
   for (const bool seq : {true, false}) {
     rp::replay_options o;
     o.sequential = seq;
-    o.capacity = 3;  // r1 needs 4
+    o.capacity = 3;
     const auto r = run(t, o);
     EXPECT_EQ(r.rejected, 1u);
     EXPECT_EQ(r.requests, 1u);
   }
+}
+
+// The query token's block is held while its request runs and never cached: with output lengths
+// 0, a sequential replay caches exactly the trace's distinct blocks, and a pool of the largest
+// request's blocks plus one never rejects.
+TEST(ReplayQueryBlock, OnlyTraceBlocksAreCached) {
+  const auto t =
+      parse(R"({"timestamp": 0, "input_length": 1024, "output_length": 0, "hash_ids": [1, 2]}
+{"timestamp": 1, "input_length": 1024, "output_length": 0, "hash_ids": [3, 4]}
+{"timestamp": 2, "input_length": 1024, "output_length": 0, "hash_ids": [1, 2]}
+{"timestamp": 3, "input_length": 1024, "output_length": 0, "hash_ids": [3, 4]}
+)");
+  // 5 blocks: 4 trace blocks stay cached and the query block is free again after each request,
+  // so the second round hits everything.
+  auto r = run(t, sequential(5));
+  EXPECT_EQ(r.evictions, 0u);
+  EXPECT_EQ(r.hit_blocks, 4u);
+  EXPECT_EQ(r.peak_blocks_in_use, 5u);
+  // 3 blocks: a request holds 3 (2 trace blocks + its query block), so each evicts the other's.
+  r = run(t, sequential(3));
+  EXPECT_EQ(r.rejected, 0u);
+  EXPECT_EQ(r.hit_blocks, 0u);
+  EXPECT_EQ(r.evictions, 6u);
+}
+
+// Output blocks: cached after their request (cache_output, the default, as vLLM does) or freed.
+// r1 holds its 2 trace blocks and 2 output blocks (1,000 tokens; the first holds the query
+// token); r2 repeats r1's prompt and needs one block, its query block.
+TEST(ReplayQueryBlock, OutputBlocksAreCachedOnlyWhenAskedTo) {
+  const auto t =
+      parse(R"({"timestamp": 0, "input_length": 1024, "output_length": 1000, "hash_ids": [1, 2]}
+{"timestamp": 1, "input_length": 1024, "output_length": 0, "hash_ids": [1, 2]}
+)");
+  rp::replay_options o = sequential(4);
+  const auto on = run(t, o);
+  EXPECT_EQ(on.peak_blocks_in_use, 4u);
+  EXPECT_EQ(on.hit_blocks, 2u);
+  EXPECT_EQ(on.evictions, 1u);  // the pool is full of r1's blocks: r2 evicts r1's last output
+  o.cache_output = false;
+  const auto off = run(t, o);
+  EXPECT_EQ(off.peak_blocks_in_use, 4u);  // held while r1 runs either way
+  EXPECT_EQ(off.hit_blocks, 2u);
+  EXPECT_EQ(off.evictions, 0u);  // r1's output blocks were freed when it finished
 }
 
 TEST(ReplayTokens, TenantsSessionsAndClasses) {

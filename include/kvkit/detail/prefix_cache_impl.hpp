@@ -342,6 +342,8 @@ void KVKIT_PC::drop_ref(block_id b, bool detached) {
     return;
   }
   ++evictable_count_;
+  if constexpr (requires { evict_.released(b); })
+    evict_.released(b);  // every released block, in release order (leaves_only policies too)
   if (in_policy(b))
     evict_.insert(b);
 }

@@ -58,15 +58,22 @@ struct priority_options {
 ///
 /// The victim is the least recently released candidate of the lowest non-empty priority. Before
 /// choosing it, candidates whose hold ran out are moved to the most recent end of the default
-/// priority's list; this is done lazily, from the least recent end of each raised priority's list,
-/// so a lapsed block that became a candidate after a block still held moves down only when that
-/// one does (or when it is touched or becomes a candidate again).
+/// priority's list (as if released then); this is done lazily, from the least recent end of each
+/// raised priority's list, so a lapsed block that became a candidate after a block still held
+/// moves down only when that one does (or when it is touched or becomes a candidate again).
+///
+/// Recency is release order, which the cache reports through `released()` for every block it
+/// stops referencing, candidate or not. Candidates are leaves only (`leaves_only`), so a raised
+/// parent never takes its default-priority children with it; a parent that becomes a candidate
+/// when its last child is evicted takes its place by when it was released, not at the most recent
+/// end. With every block at one priority the order is therefore exactly `lru_eviction`'s.
 ///
 /// Priorities are `0` to `max_levels - 1` (16 levels); larger values in the options are clamped
-/// (and assert in debug builds). One intrusive LRU list per priority in flat arrays (17 bytes per
-/// block): insert, erase and touch are O(1), victim O(levels) plus the lapsed blocks it moves;
-/// nothing allocates after construction. Candidates are leaves only (`leaves_only`), so a raised
-/// parent never takes its default-priority children with it.
+/// (and assert in debug builds). One intrusive list per priority, in release order, in flat arrays
+/// (25 bytes per block): erase, touch and the insertion of a block released now are O(1); a block
+/// inserted out of release order (a parent whose last child was evicted) is placed by a walk from
+/// the nearer end of its list; victim is O(levels) plus the lapsed blocks it moves. Nothing
+/// allocates after construction.
 class priority_eviction {
  public:
   /// @brief Policy name used in benchmarks and replays.
@@ -93,17 +100,25 @@ class priority_eviction {
         clock_(opts.now),
         links_(capacity),
         level_(capacity, default_),
-        deadline_(capacity, forever) {
+        deadline_(capacity, forever),
+        released_(capacity, unreleased) {
     rules_.reserve(opts.classes.size());
     for (const auto& r : opts.classes)
       rules_.push_back(rule{clamp(r.priority), std::max<std::int64_t>(r.retention.count(), 0)});
   }
 
-  /// @brief Block @p b became a candidate: it goes to the most recent end of its effective
-  /// priority's list.
+  /// @brief Block @p b stopped being referenced (candidate or not): it is now the most recently
+  /// released block.
+  /// @param b A cached block.
+  void released(block_id b) noexcept { released_[b] = ++releases_; }
+
+  /// @brief Block @p b became a candidate: it joins its effective priority's list at its place
+  /// in release order (the most recent end when it was released just now, or never reported).
   /// @param b A block not in the policy.
   void insert(block_id b) {
     KVKIT_ASSERT(!contains(b), "priority_eviction::insert: block already evictable");
+    if (released_[b] == unreleased)
+      released_[b] = ++releases_;
     lapse_if_due(b, clock_.now());
     link(b);
   }
@@ -130,6 +145,7 @@ class priority_eviction {
         unlink(b);
         level_[b] = default_;
         deadline_[b] = forever;
+        released_[b] = ++releases_;  // the most recent end of the default priority
         link(b);
       }
     }
@@ -158,8 +174,10 @@ class priority_eviction {
     } else if (r.priority == level_[b] && level_[b] != default_) {
       deadline_[b] = std::max(deadline_[b], until);
     }
-    if (listed)
+    if (listed) {
+      released_[b] = ++releases_;  // the most recent end
       link(b);
+    }
   }
 
   /// @brief The content of @p b is gone: it returns to the default priority.
@@ -168,6 +186,7 @@ class priority_eviction {
     KVKIT_ASSERT(!contains(b), "priority_eviction::forget: block still evictable");
     level_[b] = default_;
     deadline_[b] = forever;
+    released_[b] = unreleased;
   }
 
   /// @brief The effective priority of @p b now.
@@ -194,14 +213,15 @@ class priority_eviction {
   void end_batch() const noexcept { clock_.end_batch(); }
 
   /// @brief Bytes of bookkeeping.
-  /// @return 17 bytes per block plus the class rules.
+  /// @return 25 bytes per block plus the class rules.
   [[nodiscard]] std::size_t metadata_bytes() const noexcept {
     return links_.bytes() + level_.size() + deadline_.size() * sizeof(std::int64_t) +
-           rules_.size() * sizeof(rule);
+           released_.size() * sizeof(std::uint64_t) + rules_.size() * sizeof(rule);
   }
 
  private:
   static constexpr std::int64_t forever = std::numeric_limits<std::int64_t>::max();
+  static constexpr std::uint64_t unreleased = 0;
 
   struct rule {
     std::uint8_t priority;
@@ -220,9 +240,32 @@ class priority_eviction {
       deadline_[b] = forever;
     }
   }
+  /// Links @p b into its level's list at its place in release order: at the most recent end
+  /// when it is the most recently released, else before the first block released after it,
+  /// searched from both ends at once.
   void link(block_id b) noexcept {
     const std::uint8_t lv = level_[b];
-    links_.push_back(lists_[lv], b);
+    detail::list_ends& list = lists_[lv];
+    const std::uint64_t key = released_[b];
+    if (list.tail == invalid_block || released_[list.tail] < key) {
+      links_.push_back(list, b);
+    } else {
+      block_id from_head = list.head;  // first block released after b, walking forward
+      block_id from_tail = list.tail;  // walking backward; b goes before the last one > key
+      block_id pos = invalid_block;
+      while (pos == invalid_block) {
+        if (released_[from_head] > key) {
+          pos = from_head;
+        } else {
+          from_head = links_.next(from_head);
+        }
+        const block_id before = links_.prev(from_tail);
+        if (pos == invalid_block && (before == invalid_block || released_[before] < key))
+          pos = from_tail;
+        from_tail = before;
+      }
+      links_.insert_before(list, pos, b);
+    }
     nonempty_ |= 1u << lv;
     ++size_;
   }
@@ -240,6 +283,8 @@ class priority_eviction {
   detail::intrusive_links links_;
   std::vector<std::uint8_t> level_;
   std::vector<std::int64_t> deadline_;
+  std::vector<std::uint64_t> released_;  // release order; `unreleased` when not known
+  std::uint64_t releases_ = 0;
   std::array<detail::list_ends, max_levels> lists_{};
   std::uint32_t nonempty_ = 0;
   std::uint32_t size_ = 0;

@@ -46,6 +46,27 @@ class intrusive_links {
   /// @return The next block, or `invalid_block` when @p b is the newest.
   [[nodiscard]] block_id next(block_id b) const noexcept { return next_[b]; }
 
+  /// @brief The block before @p b (toward the oldest end) in its list.
+  /// @param b A block in a list.
+  /// @return The previous block, or `invalid_block` when @p b is the oldest.
+  [[nodiscard]] block_id prev(block_id b) const noexcept { return prev_[b]; }
+
+  /// @brief Inserts @p b just before @p pos in @p list.
+  /// @param list The ends of the list holding @p pos.
+  /// @param pos A block in @p list.
+  /// @param b A block in no list.
+  void insert_before(list_ends& list, block_id pos, block_id b) noexcept {
+    const block_id p = prev_[pos];
+    prev_[b] = p;
+    next_[b] = pos;
+    prev_[pos] = b;
+    if (p != invalid_block) {
+      next_[p] = b;
+    } else {
+      list.head = b;
+    }
+  }
+
   /// @brief Appends @p b at the newest end of @p list.
   /// @param list The list's ends.
   /// @param b A block in no list.
