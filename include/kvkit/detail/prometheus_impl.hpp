@@ -4,6 +4,7 @@
 
 #include <array>
 #include <limits>
+#include <utility>
 
 namespace kvkit {
 namespace detail {
@@ -251,8 +252,11 @@ inline prometheus_writer::prometheus_writer(std::string& out, const prometheus_o
 }
 
 inline void prometheus_writer::fail(std::string message) {
-  if (status_.ok())
-    status_ = error{errc::invalid_argument, "kvkit: prometheus: " + std::move(message)};
+  if (status_.ok()) {
+    // Swapped in rather than assigned: nvcc warns on the discarded `status&` of an assignment.
+    status failed = error{errc::invalid_argument, "kvkit: prometheus: " + std::move(message)};
+    std::swap(status_, failed);
+  }
 }
 
 inline void prometheus_writer::family(std::string_view name, prometheus_type type,
