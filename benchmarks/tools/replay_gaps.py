@@ -24,7 +24,10 @@ REQUIRED = ("policy", "capacity", "capacity_kind", "block_hit_rate", "token_hit_
 
 def load(path):
     """Rows of the CSV, as dictionaries."""
-    f = sys.stdin if path == "-" else open(path, newline="", encoding="utf-8")
+    try:
+        f = sys.stdin if path == "-" else open(path, newline="", encoding="utf-8")
+    except OSError as e:
+        raise SystemExit(f"replay_gaps.py: cannot read {path}: {e.strerror}")
     try:
         rows = list(csv.DictReader(f))
     finally:
