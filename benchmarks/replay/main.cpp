@@ -2,13 +2,22 @@
 // kvkit-replay: replays a request trace (Mooncake JSON lines, or token-id JSON lines) through
 // prefix caches of any policy combinations and capacities; writes a CSV row per run and,
 // with --plot, a chart of token hit rate against capacity (PNG and SVG, through gnuplot).
+// --optimal adds Belady's offline-optimal eviction (eviction "optimal") to the runs.
 //
 //   kvkit-replay trace.jsonl                                  # free_list/hash/lru, unlimited
 //   kvkit-replay trace.jsonl --sequential --all --capacity 2000,5000,unlimited
 //   kvkit-replay trace.jsonl --eviction lru,lfu,sieve --capacity-fractions 0.05,0.1,0.5,1
-//       --plot out/hit_rate --out out/hit_rate.csv      (one command line)
+//       --optimal --plot out/hit_rate --out out/hit_rate.csv      (one command line)
 //
-// See replay.hpp for how traces are replayed.
+// CSV columns: policy, capacity, requests, block_hit_rate, token_hit_rate, tokens_saved,
+// evictions, peak_blocks_in_use, metadata_bytes, lookups_per_sec, queued, rejected,
+// capacity_kind, cache_output (these fourteen first, in this order, as before per-class figures
+// were written), then three columns per request class of the trace, in class order:
+// class_<C>_requests, class_<C>_block_hit_rate, class_<C>_token_hit_rate, where <C> is the class
+// name (token traces with "class": "name") or number (0 for a trace without classes). One row
+// per run; every row has every column.
+//
+// See replay.hpp for how traces are replayed, optimal.hpp for the optimal eviction.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -134,6 +143,22 @@ std::string sh_quote(const std::string& s) {
   return out + "'";
 }
 
+/// One CSV field: quoted (RFC 4180) when it holds a comma, a quote or a line break.
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos)
+    return s;
+  std::string out = "\"";
+  for (char c : s)
+    out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+bool is_optimal(const std::string& policy) {
+  const std::string_view tail = "/optimal";
+  return policy.size() >= tail.size() &&
+         std::string_view(policy).substr(policy.size() - tail.size()) == tail;
+}
+
 /// Writes PREFIX.dat and PREFIX.gp, runs gnuplot; returns an error message or "".
 std::string plot(const std::string& prefix, const std::vector<rp::replay_result>& results,
                  const std::string& title) {
@@ -165,8 +190,11 @@ std::string plot(const std::string& prefix, const std::vector<rp::replay_result>
   }
   std::string plot_cmd = "plot ";
   for (std::size_t i = 0; i < order.size(); ++i) {
+    // Belady's optimum: a dashed black line above the others.
     plot_cmd += (i ? ", \\\n     " : "") + gp_quote(prefix + ".dat") + " index " +
-                std::to_string(i) + " using 1:2 with linespoints title " + gp_quote(order[i]);
+                std::to_string(i) + " using 1:2 with linespoints " +
+                (is_optimal(order[i]) ? "dashtype 2 linewidth 2 linecolor rgb 'black' " : "") +
+                "title " + gp_quote(order[i]);
   }
   std::ofstream gp(prefix + ".gp");
   if (!gp)
@@ -210,7 +238,7 @@ int main(int argc, char** argv) {
   std::string priorities;
   std::string on_error = "stop";
   std::string out_path, plot_prefix;
-  bool list = false, baseline = false, check = false, quiet = false;
+  bool list = false, baseline = false, check = false, quiet = false, optimal = false;
   std::string cache_output = "on";
   int repeat = 1;
 
@@ -230,6 +258,10 @@ int main(int argc, char** argv) {
   app.add_option("--eviction", evictions, "Eviction policy name(s), comma-separated")
       ->capture_default_str();
   app.add_flag("--all", all, "Every allocator x matcher x eviction combination");
+  app.add_flag("--optimal", optimal,
+               "Also replay with Belady's offline-optimal eviction (eviction 'optimal': the "
+               "candidate whose next use is furthest goes first), for each allocator x matcher; "
+               "the CSV and plot show it as a policy, stderr the gap of every policy to it");
   auto* cap_opt = app.add_option("--capacity", capacities,
                                  "Capacities in cache blocks, comma-separated, or 'unlimited' "
                                  "(e.g. 1000,2000,unlimited); default unlimited");
@@ -259,7 +291,12 @@ int main(int argc, char** argv) {
   app.add_option("--on-error", on_error, "Bad trace lines: stop at the first, or skip them")
       ->check(CLI::IsMember({"stop", "skip"}))
       ->capture_default_str();
-  app.add_option("--out", out_path, "CSV output file (default: stdout)");
+  app.add_option("--out", out_path,
+                 "CSV output file (default: stdout). One row per run: policy, capacity, requests, "
+                 "block_hit_rate, token_hit_rate, tokens_saved, evictions, peak_blocks_in_use, "
+                 "metadata_bytes, lookups_per_sec, queued, rejected, capacity_kind, "
+                 "cache_output, then per request class C of the trace: class_C_requests, "
+                 "class_C_block_hit_rate, class_C_token_hit_rate");
   app.add_option("--plot", plot_prefix,
                  "Write PREFIX.png and PREFIX.svg (token hit rate against capacity, one line per "
                  "policy) with gnuplot, plus PREFIX.gp and PREFIX.dat");
@@ -288,10 +325,12 @@ int main(int argc, char** argv) {
   std::vector<std::string> as = all ? cat.allocators : split(allocators);
   std::vector<std::string> ms = all ? cat.matchers : split(matchers);
   std::vector<std::string> es = all ? cat.evictions : split(evictions);
+  if (optimal && std::find(es.begin(), es.end(), "optimal") == es.end())
+    es.emplace_back("optimal");
   for (const auto& a : as)
     for (const auto& m : ms)
       for (const auto& e : es)
-        if (auto s = kvkit::with_combination(a, m, e, []<class, class, class>() {}); !s.ok()) {
+        if (auto s = rp::check_combination(a, m, e); !s.ok()) {
           std::cerr << s.message() << "\n";
           return 2;
         }
@@ -385,9 +424,28 @@ int main(int argc, char** argv) {
     }
   }
   std::ostream& out = out_path.empty() ? std::cout : out_file;
+  // Request classes of the trace, in class order, and their labels.
+  std::vector<std::uint32_t> classes;
+  for (const auto& r : t.requests) {
+    if (r.request_class >= classes.size())
+      classes.resize(r.request_class + 1, 0);
+    classes[r.request_class] = 1;
+  }
+  std::vector<std::uint32_t> class_ids;
+  for (std::uint32_t k = 0; k < classes.size(); ++k)
+    if (classes[k] != 0)
+      class_ids.push_back(k);
+  const auto class_label = [&](std::size_t k) {
+    return k < t.class_names.size() ? t.class_names[k] : std::to_string(k);
+  };
   out << "policy,capacity,requests,block_hit_rate,token_hit_rate,tokens_saved,evictions,"
          "peak_blocks_in_use,metadata_bytes,lookups_per_sec,queued,rejected,capacity_kind,"
-         "cache_output\n";
+         "cache_output";
+  for (const std::uint32_t k : class_ids) {
+    for (const char* col : {"requests", "block_hit_rate", "token_hit_rate"})
+      out << ',' << csv_field("class_" + class_label(k) + "_" + col);
+  }
+  out << '\n';
 
   if (!quiet) {
     std::cerr << "kvkit-replay: " << trace_path << ": " << t.requests.size() << " requests, "
@@ -453,8 +511,13 @@ int main(int argc, char** argv) {
               << std::setprecision(6) << r.block_hit_rate() << ',' << r.token_hit_rate() << ','
               << r.hit_tokens << ',' << r.evictions << ',' << r.peak_blocks_in_use << ','
               << r.metadata_bytes << ',' << std::setprecision(0) << r.lookups_per_sec() << ','
-              << r.queued << ',' << r.rejected << ',' << c.kind << ',' << cache_output << '\n'
-              << std::defaultfloat;
+              << r.queued << ',' << r.rejected << ',' << c.kind << ',' << cache_output;
+          for (const std::uint32_t k : class_ids) {
+            const rp::class_figures cf = k < r.classes.size() ? r.classes[k] : rp::class_figures{};
+            out << ',' << cf.requests << ',' << std::setprecision(6) << cf.block_hit_rate() << ','
+                << cf.token_hit_rate();
+          }
+          out << '\n' << std::defaultfloat;
           out.flush();
           if (!quiet) {
             std::cerr << r.policy << " capacity " << r.capacity << " (" << c.kind
@@ -472,9 +535,7 @@ int main(int argc, char** argv) {
                 std::cerr << "  class "
                           << (k < t.class_names.size() ? t.class_names[k] : std::to_string(k))
                           << ": " << cf.requests << " requests, token hit rate " << std::fixed
-                          << std::setprecision(2)
-                          << (cf.query_tokens ? 100.0 * cf.hit_tokens / cf.query_tokens : 0.0)
-                          << "%\n"
+                          << std::setprecision(2) << 100 * cf.token_hit_rate() << "%\n"
                           << std::defaultfloat;
               }
             }
@@ -482,6 +543,27 @@ int main(int argc, char** argv) {
           results.push_back(std::move(*best));
         }
       }
+    }
+  }
+
+  // The gap of every policy to the optimum of the same allocator, matcher and capacity.
+  if (!quiet && std::any_of(results.begin(), results.end(),
+                            [](const rp::replay_result& r) { return is_optimal(r.policy); })) {
+    std::cerr << "gap to optimal (token hit rate, points; block hit rate, points):\n";
+    for (const auto& r : results) {
+      if (is_optimal(r.policy))
+        continue;
+      const std::string base = r.policy.substr(0, r.policy.rfind('/')) + "/optimal";
+      const auto o = std::find_if(results.begin(), results.end(), [&](const rp::replay_result& x) {
+        return x.policy == base && x.capacity == r.capacity;
+      });
+      if (o == results.end())
+        continue;
+      std::cerr << "  " << r.policy << " capacity " << r.capacity << ": " << std::fixed
+                << std::setprecision(2) << 100 * (o->token_hit_rate() - r.token_hit_rate()) << " ("
+                << 100 * o->token_hit_rate() << "% vs " << 100 * r.token_hit_rate() << "%); "
+                << 100 * (o->block_hit_rate() - r.block_hit_rate()) << "\n"
+                << std::defaultfloat;
     }
   }
 

@@ -35,8 +35,11 @@
 // output, reserved at admission) until arrival + prefill_ms_per_token * uncached tokens +
 // output_length * tpot_ms; then its output is committed and it finishes. Events run in time
 // order, finishes before arrivals at equal times. A request that does not fit waits in a FIFO
-// queue until blocks free up (counted as queued); one that cannot fit even when nothing else runs
-// is rejected.
+// queue until blocks free up (counted as queued).
+//
+// Rejection. A request that needs more blocks than the pool holds (prompt with the query token,
+// plus output) can never run: it is rejected as it arrives, in either mode, before it touches the
+// cache (so it evicts nothing), and is not counted in the hit figures.
 #pragma once
 
 #include <kvkit/catalogue.hpp>
@@ -60,12 +63,16 @@
 #include <memory>
 #include <optional>
 #include <queue>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
+
+#include "optimal.hpp"
 
 namespace kvkit::replay {
 
@@ -132,9 +139,20 @@ struct replay_options {
 
 /// Figures of one request class.
 struct class_figures {
-  std::uint64_t requests = 0;      ///< Admitted requests.
-  std::uint64_t query_tokens = 0;  ///< Their real prompt tokens.
-  std::uint64_t hit_tokens = 0;    ///< Of those, served from the cache.
+  std::uint64_t requests = 0;       ///< Admitted requests.
+  std::uint64_t lookup_blocks = 0;  ///< Their prompt blocks looked up.
+  std::uint64_t hit_blocks = 0;     ///< Of those, hits.
+  std::uint64_t query_tokens = 0;   ///< Their real prompt tokens.
+  std::uint64_t hit_tokens = 0;     ///< Of those, served from the cache.
+
+  /// Hit blocks / looked-up blocks.
+  [[nodiscard]] double block_hit_rate() const noexcept {
+    return lookup_blocks == 0 ? 0.0 : double(hit_blocks) / double(lookup_blocks);
+  }
+  /// Hit tokens / prompt tokens.
+  [[nodiscard]] double token_hit_rate() const noexcept {
+    return query_tokens == 0 ? 0.0 : double(hit_tokens) / double(query_tokens);
+  }
 };
 
 /// What a replay measured.
@@ -454,6 +472,101 @@ inline std::uint64_t unlimited_capacity(const trace& t) {
   return std::max<std::uint64_t>(total, 1);
 }
 
+/// The order in which requests start (indices into t.requests): file order when @p sequential,
+/// else by arrival time, then file order. A request that waits for blocks keeps its place (the
+/// wait queue is first in, first out).
+inline std::vector<std::uint32_t> replay_order(const trace& t, bool sequential) {
+  std::vector<std::uint32_t> order(t.requests.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  if (!sequential) {
+    std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return t.requests[a].arrival_ms < t.requests[b].arrival_ms;
+    });
+  }
+  return order;
+}
+
+/// Next uses of every committed block of every request, for one replay order and capacity.
+struct next_use_plan {
+  std::vector<std::uint32_t> rank;    ///< Per request (file order): its position in replay order.
+  std::vector<std::uint8_t> fits;     ///< Per request: 1 when it fits the pool alone (replayed).
+  std::vector<std::uint32_t> offset;  ///< Per request: first entry in `next`.
+  std::vector<std::uint32_t> next;    ///< Per request, per committed prompt block: next lookup.
+  std::vector<std::uint32_t> blocks;  ///< Per request: committed prompt blocks.
+
+  /// Next lookup (rank, or never_used) of block @p k of request @p i (file order); blocks beyond
+  /// the committed prompt (output) are never used again.
+  [[nodiscard]] std::uint32_t next_use(std::size_t i, std::size_t k) const noexcept {
+    return k < blocks[i] ? next[offset[i] + k] : never_used;
+  }
+};
+
+/// Cache blocks request @p r holds while it runs: prompt (with the query token) and output.
+inline std::uint64_t blocks_held(const request& r, std::uint32_t cache_block_size) {
+  return (std::uint64_t{r.prompt.size()} + r.output_cache_tokens + cache_block_size - 1) /
+         cache_block_size;
+}
+
+/// Builds the plan of @p t replayed in @p order (request indices, file order) into a pool of
+/// @p capacity blocks. O(blocks) time and memory.
+inline next_use_plan plan_next_uses(const trace& t, std::span<const std::uint32_t> order,
+                                    std::uint64_t capacity) {
+  next_use_plan p;
+  const std::size_t n = t.requests.size();
+  p.rank.assign(n, 0);
+  p.fits.assign(n, 0);
+  p.offset.assign(n, 0);
+  p.blocks.assign(n, 0);
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const request& r = t.requests[i];
+    p.offset[i] = static_cast<std::uint32_t>(total);
+    p.blocks[i] = r.commit_tokens / t.cache_block_size;
+    p.fits[i] = blocks_held(r, t.cache_block_size) <= capacity ? 1 : 0;
+    total += p.blocks[i];
+  }
+  for (std::size_t q = 0; q < order.size(); ++q)
+    p.rank[order[q]] = static_cast<std::uint32_t>(q);
+
+  // Chained keys of every committed prompt block.
+  std::vector<std::uint64_t> keys(total);
+  const xxh3_hasher h(0x6f7074696d616cull);
+  for (std::size_t i = 0; i < n; ++i) {
+    const request& r = t.requests[i];
+    std::uint64_t key = h.root(r.tenant_salt, r.session_id, {});
+    const std::span<const token_id> prompt(r.prompt);
+    for (std::uint32_t k = 0; k < p.blocks[i]; ++k) {
+      key = h.chain(key, prompt.subspan(std::size_t{k} * t.cache_block_size, t.cache_block_size));
+      keys[p.offset[i] + k] = key;
+    }
+  }
+
+  // Backwards through the replay order: the latest (so far: the earliest later) lookup of a key.
+  p.next.assign(total, never_used);
+  std::unordered_map<std::uint64_t, std::uint32_t> lookup;
+  lookup.reserve(total);
+  for (std::size_t q = order.size(); q-- > 0;) {
+    const std::uint32_t i = order[q];
+    const std::uint32_t base = p.offset[i];
+    for (std::uint32_t k = 0; k < p.blocks[i]; ++k) {
+      const auto it = lookup.find(keys[base + k]);
+      if (it != lookup.end())
+        p.next[base + k] = it->second;
+    }
+    // A block this request commits without looking it up (a token trace's last full block) is
+    // allocated and committed afresh by it, whether or not it is cached: keeping it until then
+    // is worth nothing.
+    if (p.fits[i] != 0) {
+      const std::uint32_t eligible = std::min(t.requests[i].eligible_blocks, p.blocks[i]);
+      for (std::uint32_t k = 0; k < p.blocks[i]; ++k)
+        lookup.insert_or_assign(keys[base + k],
+                                k < eligible ? static_cast<std::uint32_t>(q) : never_used);
+    }
+  }
+  return p;
+}
+
 namespace detail {
 
 template <class Options>
@@ -471,6 +584,13 @@ class replayer {
   replayer(Cache cache, const trace& t, const replay_options& opt,
            std::shared_ptr<std::int64_t> clock)
       : cache_(std::move(cache)), t_(t), opt_(opt), clock_(std::move(clock)) {}
+
+  /// Feeds the next use of every block (from @p plan) into @p next_use, which the cache's
+  /// optimal_eviction reads.
+  void set_plan(const next_use_plan* plan, std::shared_ptr<std::vector<std::uint32_t>> next_use) {
+    plan_ = plan;
+    next_use_ = std::move(next_use);
+  }
 
   status run(replay_result& res) {
     res_ = &res;
@@ -490,7 +610,7 @@ class replayer {
   }
 
  private:
-  enum class outcome { started, busy };
+  enum class outcome { started, busy, too_large };
 
   struct running {
     double finish_ms;
@@ -516,8 +636,14 @@ class replayer {
                  "kvkit-replay: line " + std::to_string(r.line) + ": " + what + ": " + msg};
   }
 
+  [[nodiscard]] bool too_large(const request& r) const noexcept {
+    return blocks_held(r, t_.cache_block_size) > cache_.num_blocks();
+  }
+
   /// Admits @p r (prompt plus reserved output), commits the prompt and records its figures.
   result<outcome> start(const request& r, sequence_id* id) {
+    if (too_large(r))
+      return outcome::too_large;
     request_options ro;
     ro.tenant_salt = r.tenant_salt;
     ro.session_id = r.session_id;
@@ -543,6 +669,10 @@ class replayer {
         return fail(r, "append", s.message());
       }
     }
+    if (plan_ != nullptr && plan_->fits[index_of(r)] == 0) {
+      (void)cache_.finish(adm->id);
+      return fail(r, "optimal", "admitted although the plan counted it as too large for the pool");
+    }
     // Mooncake: the trace blocks only; the query token's block is held, not registered.
     if (auto c = cache_.commit(adm->id, r.commit_tokens); !c.ok())
       return fail(r, "commit", c.error().message());
@@ -566,13 +696,55 @@ class replayer {
       res_->classes.resize(r.request_class + 1);
     auto& c = res_->classes[r.request_class];
     ++c.requests;
+    c.lookup_blocks += r.eligible_blocks;
+    c.hit_blocks += hit_blocks;
     c.query_tokens += r.input_tokens;
     c.hit_tokens += hit_tokens;
+    if (plan_ != nullptr) {
+      if (auto s = note_next_uses(r, adm->id, static_cast<std::uint32_t>(hit_blocks)); !s.ok())
+        return error{s.code(), s.message()};
+    }
     const std::uint64_t in_use = cache_.num_blocks() - cache_.allocator().free_count();
     res_->peak_blocks_in_use = std::max(res_->peak_blocks_in_use, in_use);
     last_uncached_ = r.input_tokens - hit_tokens;
     *id = adm->id;
     return outcome::started;
+  }
+
+  [[nodiscard]] std::size_t index_of(const request& r) const noexcept {
+    return static_cast<std::size_t>(&r - t_.requests.data());
+  }
+
+  /// Optimal eviction: writes the next use of every block @p id holds (it holds them all now, so
+  /// none is a candidate), after checking that each of its @p hits hit blocks was planned to be
+  /// used by this very request.
+  status note_next_uses(const request& r, sequence_id id, std::uint32_t hits) {
+    auto view = cache_.sequence(id);
+    if (!view.ok())
+      return fail(r, "optimal", view.error().message());
+    const std::size_t i = index_of(r);
+    const std::uint32_t rank = plan_->rank[i];
+    std::vector<std::uint32_t>& next = *next_use_;
+    for (std::size_t k = 0; k < view->blocks.size(); ++k) {
+      const block_id b = view->blocks[k];
+      if (k < hits && next[b] != rank)
+        return fail(r, "optimal",
+                    "block " + std::to_string(k) + " hit, but its planned next use was " +
+                        (next[b] == never_used ? std::string("never")
+                                               : "request rank " + std::to_string(next[b])) +
+                        ", not this request's rank " + std::to_string(rank));
+      next[b] = plan_->next_use(i, k);
+    }
+    return {};
+  }
+
+  /// A request was rejected (too large for the pool even alone): the plan must agree.
+  status note_rejected(const request& r) {
+    ++res_->rejected;
+    note_progress();
+    if (plan_ != nullptr && plan_->fits[index_of(r)] != 0)
+      return fail(r, "optimal", "rejected although the plan counted it as fitting the pool");
+    return {};
   }
 
   status end(const request& r, sequence_id id) {
@@ -602,9 +774,10 @@ class replayer {
       auto o = start(r, &id);
       if (!o.ok())
         return o.error();
-      if (*o == outcome::busy) {
-        ++res_->rejected;
-        note_progress();
+      if (*o != outcome::started) {
+        // Nothing else runs: a request that does not fit now never will.
+        if (auto s = note_rejected(r); !s.ok())
+          return s;
         continue;
       }
       if (auto s = end(r, id); !s.ok())
@@ -625,11 +798,11 @@ class replayer {
       auto o = start(r, &id);
       if (!o.ok())
         return o.error();
-      if (*o == outcome::busy) {
-        if (!running_.empty())
+      if (*o != outcome::started) {
+        if (*o == outcome::busy && !running_.empty())
           return {};
-        ++res_->rejected;
-        note_progress();
+        if (auto s = note_rejected(r); !s.ok())
+          return s;
         queue_.pop_front();
         continue;
       }
@@ -643,13 +816,7 @@ class replayer {
   }
 
   status run_overlapping() {
-    // Arrival order: by timestamp, then file order.
-    std::vector<std::uint32_t> order(t_.requests.size());
-    for (std::uint32_t i = 0; i < order.size(); ++i)
-      order[i] = i;
-    std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-      return t_.requests[a].arrival_ms < t_.requests[b].arrival_ms;
-    });
+    const std::vector<std::uint32_t> order = replay_order(t_, false);
     std::size_t next = 0;
     while (next < order.size() || !running_.empty()) {
       const bool finish_first =
@@ -668,6 +835,11 @@ class replayer {
       const std::uint32_t ri = order[next++];
       const request& r = t_.requests[ri];
       set_time(std::max(now_ms_, r.arrival_ms));
+      if (too_large(r)) {
+        if (auto s = note_rejected(r); !s.ok())
+          return s;
+        continue;
+      }
       if (!queue_.empty()) {
         queue_.push_back(ri);
         ++res_->queued;
@@ -678,10 +850,10 @@ class replayer {
       auto o = start(r, &id);
       if (!o.ok())
         return o.error();
-      if (*o == outcome::busy) {
-        if (running_.empty()) {
-          ++res_->rejected;
-          note_progress();
+      if (*o != outcome::started) {
+        if (running_.empty() || *o == outcome::too_large) {
+          if (auto s = note_rejected(r); !s.ok())
+            return s;
           continue;
         }
         queue_.push_back(ri);
@@ -713,6 +885,8 @@ class replayer {
   std::vector<std::uint32_t> req_of_;
   std::size_t max_queue_ = 0;
   std::uint64_t order_ = 0;
+  const next_use_plan* plan_ = nullptr;
+  std::shared_ptr<std::vector<std::uint32_t>> next_use_;
 };
 
 }  // namespace detail
@@ -751,25 +925,57 @@ result<replay_result> replay(const trace& t, const replay_options& opt) {
       rule.priority = p;
     }
   }
+  // Optimal eviction: the next use of every block, planned from the whole trace. Planning is
+  // part of the run's time.
+  const auto start = std::chrono::steady_clock::now();
+  std::optional<next_use_plan> plan;
+  if constexpr (std::is_same_v<Eviction, optimal_eviction>) {
+    plan.emplace(plan_next_uses(t, replay_order(t, opt.sequential), cap));
+    eo.next_use = std::make_shared<std::vector<std::uint32_t>>();
+  }
   auto cache = cache_t::create(cfg, std::move(*storage), eo);
   if (!cache.ok())
     return cache.error();
   detail::replayer<cache_t> rp(std::move(*cache), t, opt, clock);
+  if constexpr (std::is_same_v<Eviction, optimal_eviction>)
+    rp.set_plan(&*plan, eo.next_use);
   if (auto s = rp.run(res); !s.ok())
     return error{s.code(), s.message()};
+  if (plan)
+    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return res;
 }
 
-/// Replays @p t through the combination named "allocator", "matcher", "eviction".
+/// Whether "allocator", "matcher", "eviction" names a combination replay() accepts (the
+/// catalogue's, or eviction "optimal"); the error names the unknown name and the accepted ones.
+inline status check_combination(std::string_view allocator, std::string_view matcher,
+                                std::string_view eviction) {
+  const bool optimal = eviction == optimal_eviction::name;
+  status s =
+      with_combination(allocator, matcher, optimal ? policy_traits<lru_eviction>::name() : eviction,
+                       []<class, class, class>() {});
+  if (!s.ok() && s.message().find("unknown eviction policy") != std::string::npos)
+    return error{s.code(), s.message() + ", or optimal (Belady's offline optimum, --optimal)"};
+  return s;
+}
+
+/// Replays @p t through the combination named "allocator", "matcher", "eviction"; eviction
+/// "optimal" is optimal_eviction (Belady's rule, planned from the trace).
 inline result<replay_result> replay(const trace& t, const replay_options& opt,
                                     std::string_view allocator, std::string_view matcher,
                                     std::string_view eviction) {
-  std::optional<result<replay_result>> out;
-  const status s = with_combination(allocator, matcher, eviction, [&]<class A, class M, class E>() {
-    out.emplace(replay<A, M, E>(t, opt));
-  });
-  if (!s.ok())
+  if (auto s = check_combination(allocator, matcher, eviction); !s.ok())
     return error{s.code(), s.message()};
+  std::optional<result<replay_result>> out;
+  const auto run = [&]<class A, class M, class E>() {
+    if (!out && policy_traits<A>::name() == allocator && policy_traits<M>::name() == matcher &&
+        policy_traits<E>::name() == eviction)
+      out.emplace(replay<A, M, E>(t, opt));
+  };
+  if (eviction == optimal_eviction::name)
+    for_each_combination<all_allocators, all_matchers, type_list<optimal_eviction>>(run);
+  else
+    for_each_combination(run);
   return std::move(*out);
 }
 

@@ -272,6 +272,28 @@ TEST(ReplayOverlap, RequestLargerThanThePoolIsRejected) {
   }
 }
 
+// A request that can never fit is rejected before it touches the cache. Pool of 5: r1 caches [5];
+// r2 caches [1, 2]; r3 [1, 2, 3, 4] with 2 output blocks needs 7 blocks: rejected (admitting its
+// prompt alone would fit after evicting 5, and its output would then not). r4 hits 5.
+TEST(ReplayOverlap, RejectedRequestEvictsNothing) {
+  const auto t = parse(
+      R"({"timestamp": 0, "input_length": 512, "output_length": 0, "hash_ids": [5]}
+{"timestamp": 10, "input_length": 1024, "output_length": 0, "hash_ids": [1, 2]}
+{"timestamp": 20, "input_length": 2048, "output_length": 1024, "hash_ids": [1, 2, 3, 4]}
+{"timestamp": 30, "input_length": 512, "output_length": 0, "hash_ids": [5]}
+)");
+  for (const bool seq : {true, false}) {
+    rp::replay_options o = sequential(5);
+    o.sequential = seq;
+    const auto r = run(t, o);
+    EXPECT_EQ(r.rejected, 1u);
+    EXPECT_EQ(r.requests, 3u);
+    EXPECT_EQ(r.evictions, 0u);
+    EXPECT_EQ(r.hit_blocks, 1u);
+    EXPECT_EQ(r.lookup_blocks, 4u);
+  }
+}
+
 // The query token's block is held while its request runs and never cached: with output lengths
 // 0, a sequential replay caches exactly the trace's distinct blocks, and a pool of the largest
 // request's blocks plus one never rejects.
