@@ -79,7 +79,7 @@ int main() {
     auto storage = backend_t::storage_type::create(layout);
     if (!storage)
       return fail(storage.error().message());
-    auto cache = cache_t::create({.num_blocks = layout.num_blocks, .block_size = layout.block_size},
+    auto cache = cache_t::create({},
                                  std::move(*storage));
     if (!cache)
       return fail(cache.error().message());

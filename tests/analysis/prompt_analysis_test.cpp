@@ -238,7 +238,7 @@ std::vector<std::size_t> run_cache(const std::vector<prompt_t>& ps, std::uint32_
   auto storage = kvkit::no_storage::create(bs, blocks);
   EXPECT_TRUE(storage.ok());
   auto cache =
-      cache_t::create({.num_blocks = blocks, .block_size = bs, .seed = 7}, std::move(*storage));
+      cache_t::create({.seed = 7}, std::move(*storage));
   EXPECT_TRUE(cache.ok()) << cache.error().message();
   std::vector<std::size_t> cached;
   for (const prompt_t& p : ps) {

@@ -256,8 +256,6 @@ class differential_run {
     layout.order = kvkit::kv_order::nhd;  // token_kv() relies on it
     auto storage = kvkit::host_storage<float>::create(layout);
     kvkit::cache_config config;
-    config.num_blocks = num_blocks;
-    config.block_size = block_size;
     config.seed = mix64(seed);
     return std::move(cache_type::create(config, std::move(storage).value())).value();
   }

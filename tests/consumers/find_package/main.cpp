@@ -13,7 +13,7 @@ int main() {
                           .num_blocks = 64, .type = kvkit::dtype::bf16};
   auto storage = kvkit::host_storage<kvkit::bf16>::create(layout);
   if (!storage) return std::puts(storage.error().message().c_str()), 1;
-  auto cache = cache_t::create({.num_blocks = 64, .block_size = 16}, std::move(*storage));
+  auto cache = cache_t::create({}, std::move(*storage));
   if (!cache) return std::puts(cache.error().message().c_str()), 1;
 
   std::vector<kvkit::token_id> prompt(100, 7);
