@@ -54,8 +54,6 @@ template <class Cache>
 Cache make_cache(std::uint32_t num_blocks = kCacheBlocks) {
   auto storage = kvkit::no_storage::create(kBlockSize, num_blocks);
   kvkit::cache_config cfg;
-  cfg.num_blocks = num_blocks;
-  cfg.block_size = kBlockSize;
   cfg.seed = kSeed;
   return std::move(Cache::create(cfg, std::move(*storage)).value());
 }

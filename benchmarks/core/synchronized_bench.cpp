@@ -46,8 +46,6 @@ template <class Cache>
 Cache make_cache() {
   auto storage = kvkit::no_storage::create(kBlockSize, kCacheBlocks);
   kvkit::cache_config cfg;
-  cfg.num_blocks = kCacheBlocks;
-  cfg.block_size = kBlockSize;
   cfg.seed = kSeed;
   return std::move(Cache::create(cfg, std::move(*storage)).value());
 }

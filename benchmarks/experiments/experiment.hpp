@@ -185,8 +185,7 @@ kvkit::result<run_metrics> run_workload(Backend& backend, const std::vector<work
   auto storage = make_storage<typename Backend::storage_type>(layout);
   if (!storage)
     return storage.error();
-  auto cache = Cache::create({.num_blocks = rc.num_blocks, .block_size = rc.block_size},
-                             std::move(*storage), std::move(eviction));
+  auto cache = Cache::create({}, std::move(*storage), std::move(eviction));
   if (!cache)
     return cache.error();
   mini_engine::engine_options o;

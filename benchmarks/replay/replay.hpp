@@ -909,8 +909,6 @@ result<replay_result> replay(const trace& t, const replay_options& opt) {
   if (!storage.ok())
     return storage.error();
   cache_config cfg;
-  cfg.num_blocks = static_cast<std::uint32_t>(cap);
-  cfg.block_size = t.cache_block_size;
   cfg.seed = opt.seed;
   auto clock = std::make_shared<std::int64_t>(0);
   typename cache_t::eviction_options eo{};

@@ -41,7 +41,7 @@ using cache_t = kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::hash_matc
                                     random_eviction, kvkit::no_storage>;
 int main() {
   auto storage = kvkit::no_storage::create(/*block_size=*/4, /*num_blocks=*/8);
-  auto cache = cache_t::create({.num_blocks = 8, .block_size = 4}, std::move(*storage));
+  auto cache = cache_t::create({}, std::move(*storage));
   if (!cache)
     return std::fprintf(stderr, "%s\n", cache.error().message().c_str()), 1;
   for (kvkit::token_id r = 0; r < 6; ++r) {  // six 9-token prompts: 2 cached blocks each

@@ -124,8 +124,7 @@ int main(int argc, char** argv) {
     auto storage = backend_t::storage_type::create(layout);
     if (!storage)
       return fail(storage.error().message());
-    auto cache = cache_t::create({.num_blocks = layout.num_blocks, .block_size = layout.block_size},
-                                 std::move(*storage));
+    auto cache = cache_t::create({}, std::move(*storage));
     if (!cache)
       return fail(cache.error().message());
     mini_engine::engine_options options;

@@ -50,8 +50,7 @@ int main() {
   auto storage = kvkit::host_storage<kvkit::bf16>::create(layout);
   if (!storage)
     return fail("host_storage::create", storage.error().message());
-  auto cache = cache_t::create({.num_blocks = layout.num_blocks, .block_size = layout.block_size},
-                               std::move(*storage));
+  auto cache = cache_t::create({}, std::move(*storage));
   if (!cache)
     return fail("prefix_cache::create", cache.error().message());
 

@@ -152,6 +152,12 @@ class [[nodiscard]] result {
   /// @brief The error code, `errc::ok` when a value is held.
   /// @return The code.
   [[nodiscard]] errc code() const noexcept { return ok() ? errc::ok : std::get<1>(data_).code(); }
+  /// @brief The error message (empty when a value is held), as @ref kvkit::status::message.
+  /// @return The message.
+  [[nodiscard]] const std::string& message() const noexcept {
+    static const std::string none;
+    return ok() ? none : std::get<1>(data_).message();
+  }
   /// @brief The error (precondition: !ok()).
   /// @return The error.
   [[nodiscard]] const kvkit::error& error() const {

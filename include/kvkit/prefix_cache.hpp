@@ -4,7 +4,12 @@
 /// an allocator, a matcher, an eviction policy and a storage policy.
 #pragma once
 
+#include <kvkit/cache_types.hpp>
 #include <kvkit/concepts.hpp>
+#include <kvkit/detail/block_tree.hpp>
+#include <kvkit/detail/cache_metrics.hpp>
+#include <kvkit/detail/namespace_table.hpp>
+#include <kvkit/detail/sequence_table.hpp>
 #include <kvkit/error.hpp>
 #include <kvkit/hashing.hpp>
 #include <kvkit/layout.hpp>
@@ -15,70 +20,9 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace kvkit {
-
-/// @brief Configuration of a @ref prefix_cache.
-struct cache_config {
-  std::uint32_t num_blocks = 0;   ///< Blocks in the pool (>= 1); must equal the storage's.
-  std::uint32_t block_size = 16;  ///< Tokens per block (power of two); must equal the storage's.
-  std::optional<std::uint64_t> seed{};  ///< Hash key; a random one per cache when empty.
-};
-
-/// @brief Per-request keys and class, given at admission.
-///
-/// Requests share cached blocks only when their tenant salt and extra keys are equal, whatever
-/// their tokens: the keys root every chain of hashes and are compared exactly.
-struct request_options {
-  std::uint64_t tenant_salt = 0;  ///< Tenant salt (0: the shared namespace).
-  std::uint64_t session_id = 0;   ///< Conversation session (0: none); part of the keys.
-  std::span<const std::uint64_t> extra_keys{};  ///< Adapter id, multimodal content ids, version...
-  std::uint32_t request_class = 0;  ///< Class (tier): per-class metrics, eviction priority.
-};
-
-/// @brief Request classes are numbered below this bound.
-inline constexpr std::uint32_t max_request_classes = 1024;
-
-/// @brief Handle of a live sequence. A stale handle (finished sequence) is detected, not reused.
-struct sequence_id {
-  std::uint32_t index = 0xFFFFFFFFu;  ///< Slot.
-  std::uint32_t generation = 0;       ///< Generation of the slot when issued.
-  /// @brief Equality.
-  /// @return True when both fields are equal.
-  friend bool operator==(const sequence_id&, const sequence_id&) = default;
-};
-
-/// @brief What admit() did.
-struct admission {
-  sequence_id id;                   ///< The new sequence.
-  request_stats request;            ///< Prompt and cached token counts.
-  std::uint32_t cached_blocks = 0;  ///< Leading blocks taken from the cache.
-  std::uint32_t new_blocks = 0;     ///< Blocks allocated for the rest of the prompt.
-};
-
-/// @brief What pin() did.
-struct pin_info {
-  sequence_id id;                   ///< Handle holding the pinned blocks; finish() unpins.
-  std::uint32_t pinned_tokens = 0;  ///< Leading prompt tokens pinned (whole cached blocks).
-};
-
-/// @brief What commit() did.
-struct commit_info {
-  std::uint32_t registered_blocks = 0;    ///< Full blocks that became reusable by others.
-  std::uint32_t deduplicated_blocks = 0;  ///< Full blocks replaced by an identical cached block
-                                          ///< (the sequence's block table changed there).
-};
-
-/// @brief Read-only view of a live sequence. Valid until the next call that changes the cache.
-struct sequence_view {
-  std::span<const token_id> tokens;  ///< Prompt and appended tokens.
-  std::span<const block_id> blocks;  ///< Block table: token `i` lives in `blocks[i / block_size]`.
-  std::uint32_t computed_tokens =
-      0;                  ///< Leading tokens whose K/V is written (cached or committed).
-  request_stats request;  ///< Prompt and cached token counts at admission.
-};
 
 /// @brief A paged KV cache that reuses the K/V of shared prompt prefixes.
 ///
@@ -102,56 +46,12 @@ struct sequence_view {
 /// @tparam Matcher A @ref kvkit::prefix_matcher.
 /// @tparam Eviction An @ref kvkit::eviction_policy.
 /// @tparam Storage A @ref kvkit::kv_storage.
-template <class Allocator, class Matcher, class Eviction, class Storage>
+/// @tparam Listener A @ref kvkit::cache_listener, told about every block stored and removed
+/// (@ref kvkit::no_listener, the default, costs nothing).
+template <class Allocator, class Matcher, class Eviction, class Storage,
+          class Listener = no_listener>
 class prefix_cache {
-  static_assert(detail::allocator_constructible<Allocator>,
-                "kvkit::prefix_cache: Allocator must be constructible from the block count: "
-                "Allocator(std::uint32_t capacity)");
-  static_assert(detail::allocator_has_allocate<Allocator>,
-                "kvkit::prefix_cache: Allocator must provide `kvkit::block_id allocate()`");
-  static_assert(detail::allocator_has_deallocate<Allocator>,
-                "kvkit::prefix_cache: Allocator must provide `void deallocate(kvkit::block_id)`");
-  static_assert(detail::allocator_has_free_count<Allocator>,
-                "kvkit::prefix_cache: Allocator must provide `std::uint32_t free_count() const`");
-  static_assert(detail::matcher_constructible<Matcher>,
-                "kvkit::prefix_cache: Matcher must be constructible as "
-                "Matcher(std::uint32_t capacity, std::uint64_t seed)");
-  static_assert(detail::matcher_has_cursor<Matcher>,
-                "kvkit::prefix_cache: Matcher must define a copyable nested type `cursor`");
-  static_assert(detail::matcher_has_root<Matcher>,
-                "kvkit::prefix_cache: Matcher must provide "
-                "`cursor root(std::uint32_t ns_node, std::uint64_t ns_key) const`");
-  static_assert(detail::matcher_has_child<Matcher>,
-                "kvkit::prefix_cache: Matcher must provide "
-                "`cursor child(const cursor&, std::span<const kvkit::token_id>) const`");
-  static_assert(detail::matcher_has_find<Matcher>,
-                "kvkit::prefix_cache: Matcher must provide "
-                "`template <class Verify> kvkit::block_id find(const cursor&, Verify&&) const`");
-  static_assert(detail::matcher_has_insert<Matcher>,
-                "kvkit::prefix_cache: Matcher must provide "
-                "`void insert(const cursor&, kvkit::block_id)`");
-  static_assert(detail::matcher_has_erase<Matcher>,
-                "kvkit::prefix_cache: Matcher must provide `void erase(kvkit::block_id)`");
-  static_assert(detail::eviction_constructible<Eviction>,
-                "kvkit::prefix_cache: Eviction must be constructible from the block count: "
-                "Eviction(std::uint32_t capacity)");
-  static_assert(detail::eviction_has_insert<Eviction>,
-                "kvkit::prefix_cache: Eviction must provide `void insert(kvkit::block_id)`");
-  static_assert(detail::eviction_has_erase<Eviction>,
-                "kvkit::prefix_cache: Eviction must provide `void erase(kvkit::block_id)`");
-  static_assert(detail::eviction_has_victim<Eviction>,
-                "kvkit::prefix_cache: Eviction must provide `kvkit::block_id victim()`");
-  static_assert(detail::eviction_has_size<Eviction>,
-                "kvkit::prefix_cache: Eviction must provide `std::uint32_t size() const`");
-  static_assert(std::movable<Storage>, "kvkit::prefix_cache: Storage must be movable");
-  static_assert(
-      detail::storage_has_layout<Storage>,
-      "kvkit::prefix_cache: Storage must provide `const kvkit::kv_layout& layout() const`");
-  static_assert(detail::storage_has_copy_block<Storage>,
-                "kvkit::prefix_cache: Storage must provide "
-                "`void copy_block(kvkit::block_id src, kvkit::block_id dst)`");
-  static_assert(detail::storage_has_bytes<Storage>,
-                "kvkit::prefix_cache: Storage must provide `std::size_t bytes() const`");
+  static_assert(detail::check_policies<Allocator, Matcher, Eviction, Storage, Listener>::value);
 
  public:
   /// @brief The allocator policy.
@@ -166,12 +66,16 @@ class prefix_cache {
   /// @brief Settings of the eviction policy (`Eviction::options`, or none).
   using eviction_options = policy_options_t<Eviction>;
 
-  /// @brief Makes a cache over @p storage.
-  /// @param config Pool size, block size and hash seed.
-  /// @param storage K/V storage whose layout has the same `num_blocks` and `block_size`.
+  /// @brief The listener.
+  using listener_type = Listener;
+
+  /// @brief Makes a cache over @p storage. The pool's shape is the storage's: `num_blocks` blocks
+  /// of `block_size` tokens, from `storage.layout()`.
+  /// @param config Hash seed.
+  /// @param storage K/V storage.
   /// @param eviction Settings of the eviction policy.
-  /// @return The cache, or `errc::invalid_config` (zero or non-power-of-two block size, zero
-  /// blocks) or `errc::layout_mismatch` (storage layout disagrees), naming the values.
+  /// @return The cache, or `errc::invalid_config` naming the storage layout's field and what is
+  /// accepted (zero or non-power-of-two block size, zero or more than 2^31 blocks).
   [[nodiscard]] static result<prefix_cache> create(const cache_config& config, Storage storage,
                                                    const eviction_options& eviction = {});
 
@@ -264,6 +168,11 @@ class prefix_cache {
   /// @return Blocks freed now.
   std::uint32_t invalidate_key(std::uint64_t key);
 
+  /// @brief Drops everything cached, in every namespace (invalidate_if() with a predicate that
+  /// is always true; a listener is told `on_cleared()` first).
+  /// @return Blocks freed now.
+  std::uint32_t clear();
+
   /// @brief Frees every cached block the eviction policy reports expired (policies with
   /// `pop_expired`; a no-op otherwise). Expired blocks are never hit, even before this runs.
   /// @return Blocks freed.
@@ -294,18 +203,25 @@ class prefix_cache {
   /// @return Ok, or `errc::invalid_argument` describing the first violation.
   [[nodiscard]] status check_invariants() const;
 
+  /// @brief The chained content key of cached block @p b: the keyed xxHash3 of its parent's key
+  /// and its tokens, rooted at its namespace's key (which hashes the seed, tenant salt, session
+  /// and extra keys). Equal keys name equal prefixes in equal namespaces, up to hash collisions.
+  /// @param b A cached block (`sequence()` block tables list them).
+  /// @return The key (0 for a block that is not cached).
+  [[nodiscard]] std::uint64_t block_key(block_id b) const noexcept;
+
   /// @brief Blocks that can be given to new tokens now: free plus evictable.
   /// @return The count.
   [[nodiscard]] std::uint32_t available_blocks() const noexcept;
   /// @brief Tokens per block.
   /// @return The block size.
-  [[nodiscard]] std::uint32_t block_size() const noexcept { return block_size_; }
+  [[nodiscard]] std::uint32_t block_size() const noexcept { return tree_.block_size(); }
   /// @brief Blocks in the pool.
   /// @return The capacity.
-  [[nodiscard]] std::uint32_t num_blocks() const noexcept { return num_blocks_; }
+  [[nodiscard]] std::uint32_t num_blocks() const noexcept { return tree_.capacity(); }
   /// @brief The hash seed in use.
   /// @return The seed.
-  [[nodiscard]] std::uint64_t seed() const noexcept { return ns_hasher_.seed(); }
+  [[nodiscard]] std::uint64_t seed() const noexcept { return namespaces_.seed(); }
   /// @brief The K/V storage.
   /// @return The storage.
   [[nodiscard]] Storage& storage() noexcept { return storage_; }
@@ -320,110 +236,96 @@ class prefix_cache {
   /// @brief The eviction policy (read-only).
   /// @return The eviction policy.
   [[nodiscard]] const Eviction& eviction() const noexcept { return evict_; }
+  /// @brief The listener.
+  /// @return The listener.
+  [[nodiscard]] Listener& listener() noexcept { return listener_; }
+  /// @copydoc listener()
+  [[nodiscard]] const Listener& listener() const noexcept { return listener_; }
 
  private:
+  /// @cond KVKIT_PRIVATE
   using cursor = typename Matcher::cursor;
-  using traits = policy_traits<Eviction>;
-  enum class block_state : std::uint8_t { free, owned, cached };
+  using sequence_record = detail::sequence_state<cursor>;
+  using eviction_traits = policy_traits<Eviction>;
+  using matcher_ops = matcher_traits<Matcher>;
 
-  struct ns_entry {
-    std::uint64_t salt = 0;
-    std::uint64_t session = 0;
-    bool indexed = false;
-    std::vector<std::uint64_t> extra_keys;
-    std::uint64_t key = 0;
-    block_id first_child = invalid_block;
-    std::uint32_t refs = 0;
-    bool live = false;
+  /// Brackets one operation for an eviction policy with begin_batch() / end_batch().
+  class batch_scope {
+   public:
+    explicit batch_scope(const Eviction& e) : e_(e) { eviction_traits::begin_batch(e_); }
+    ~batch_scope() { eviction_traits::end_batch(e_); }
+    batch_scope(const batch_scope&) = delete;
+    batch_scope& operator=(const batch_scope&) = delete;
+
+   private:
+    const Eviction& e_;
   };
 
-  struct seq_state {
-    std::uint32_t generation = 1;
-    bool active = false;
-    std::uint32_t ns = 0;
-    std::uint32_t request_class = 0;
-    std::vector<token_id> tokens;
-    std::vector<block_id> table;
-    std::uint32_t computed = 0;
-    std::uint32_t committed_blocks = 0;
-    std::uint32_t prompt_tokens = 0;
-    std::uint32_t cached_tokens = 0;
-    std::uint32_t last_node = 0;
-    cursor chain{};
-    bool pin = false;
+  /// Where a prompt's lookup stopped.
+  struct match_result {
+    std::uint32_t hit_blocks = 0;      // leading whole blocks found
+    cursor chain{};                    // cursor at the last found block (or the root)
+    std::uint32_t node = 0;            // its tree node
+    block_id partial = invalid_block;  // block sharing the most of the next block's tokens
+    std::uint32_t partial_tokens = 0;  // tokens it shares
   };
 
-  prefix_cache(const cache_config& config, std::uint64_t seed, Storage storage,
-               const eviction_options& eviction);
+  prefix_cache(std::uint64_t seed, std::uint32_t num_blocks, std::uint32_t block_size,
+               Storage storage, const eviction_options& eviction);
 
-  [[nodiscard]] std::uint64_t ns_key(const request_options& o) const noexcept;
-  [[nodiscard]] std::uint32_t find_ns(const request_options& o, std::uint64_t key) const;
-  std::uint32_t acquire_ns(const request_options& o, std::uint64_t key);
-  void maybe_release_ns(std::uint32_t ns);
-  [[nodiscard]] block_id& child_head(std::uint32_t node) noexcept;
-  std::uint32_t walk(std::uint32_t ns, std::span<const token_id> prompt, std::uint32_t max_blocks,
-                     std::vector<block_id>* hits, cursor* end, std::uint32_t* end_node) const;
+  // ---- lookup (read only) ----
+  [[nodiscard]] std::uint32_t find_namespace(const request_options& o, std::uint64_t key) const;
+  void walk(std::uint32_t ns, std::span<const token_id> prompt, std::uint32_t max_blocks,
+            std::vector<block_id>* hits, match_result& m) const;
+  void walk_ahead(std::span<const token_id> prompt, std::uint32_t max_blocks,
+                  std::vector<block_id>* hits, match_result& m) const;
+  void find_partial(std::span<const token_id> tokens, match_result& m) const;
+  /// Whether lookups and releases load a few blocks ahead: in a pool whose per-block state is
+  /// larger than a core's caches (at least 2^16 blocks: 6 MiB of nodes and tokens at block size
+  /// 16), a block's state is rarely cached, and overlapping the loads pays; in a smaller pool it
+  /// is, and the extra instructions would only cost.
+  [[nodiscard]] bool prefetching() const noexcept { return tree_.capacity() >= (1u << 16); }
   [[nodiscard]] bool verify(block_id b, std::uint32_t parent,
                             std::span<const token_id> tokens) const noexcept;
-  [[nodiscard]] bool is_expired(block_id b) const noexcept;
+  [[nodiscard]] bool expired(block_id b) const noexcept;
   [[nodiscard]] bool in_policy(block_id b) const noexcept;
-  struct partial_match {
-    block_id source = invalid_block;
-    std::uint32_t tokens = 0;
-  };
-  [[nodiscard]] partial_match find_partial(const cursor& at, std::uint32_t parent,
-                                           std::span<const token_id> tokens) const;
-  seq_state& new_sequence(std::uint32_t* index);
-  [[nodiscard]] result<seq_state*> lookup(sequence_id seq, const char* op);
-  [[nodiscard]] result<const seq_state*> lookup(sequence_id seq, const char* op) const;
   [[nodiscard]] std::span<const token_id> block_tokens(std::span<const token_id> all,
                                                        std::uint32_t k) const noexcept;
-  void take_ref(block_id b, std::uint32_t request_class);
-  void drop_ref(block_id b, bool detached = false);
-  block_id allocate_block();
-  void evict_one();
-  std::uint32_t evict_subtree(block_id root, bool root_in_policy);
-  void free_cached(block_id b);
-  void after_removal(std::uint32_t parent);
-  std::uint32_t invalidate_ns(std::uint32_t ns);
-  void link_cached(block_id b, std::uint32_t parent, std::span<const token_id> tokens);
-  void unlink_cached(block_id b);
-  void touch(block_id b, std::uint32_t request_class);
 
-  std::uint32_t num_blocks_;
-  std::uint32_t block_size_;
-  std::uint32_t block_shift_;
-  xxh3_hasher ns_hasher_;
+  // ---- the block life cycle: every change of a block's state goes through these ----
+  block_id allocate_block();
+  void take_ref(block_id b, std::uint32_t request_class);
+  void drop_ref(block_id b, bool detached);
+  void store(sequence_record& s, std::uint32_t k, block_id b, const cursor& at);
+  std::uint32_t remove(block_id b, removal_reason why, bool detached);
+  std::uint32_t evict_subtree(block_id root, bool root_in_policy, removal_reason why);
+  void evict_one();
+  void after_removal(std::uint32_t parent);
+  std::uint32_t extend_match(sequence_record& s, std::span<const token_id> prompt,
+                             std::uint32_t eligible);
+  [[nodiscard]] block_event describe(block_id b) const;
+
+  // ---- namespaces and sequences ----
+  std::uint32_t acquire_namespace(const request_options& o, std::uint64_t key);
+  void release_namespace_if_unused(std::uint32_t ns);
+  std::uint32_t invalidate_namespace(std::uint32_t ns, removal_reason why);
+  [[nodiscard]] std::uint32_t root_node(std::uint32_t ns) const noexcept {
+    return namespace_node(ns, tree_.capacity());
+  }
+
   Allocator alloc_;
   Matcher matcher_;
   Eviction evict_;
   Storage storage_;
-
-  std::vector<std::uint32_t> ref_;
-  std::vector<std::uint32_t> parent_;
-  std::vector<block_id> first_child_;
-  std::vector<block_id> next_sibling_;
-  std::vector<block_id> prev_sibling_;
-  std::vector<block_state> state_;
-  std::vector<std::uint32_t> first_generated_;  // offset of the first generated token
-  std::vector<token_id> tokens_;
-
-  std::vector<ns_entry> ns_;
-  std::vector<std::uint32_t> free_ns_;
-  std::unordered_multimap<std::uint64_t, std::uint32_t> ns_index_;
-
-  std::vector<seq_state> seqs_;
-  std::vector<std::uint32_t> free_seqs_;
-
-  std::vector<block_id> scratch_;
-  std::vector<block_id> subtree_;
-  std::uint64_t tick_ = 0;
-  std::uint32_t cached_count_ = 0;
-  std::uint32_t referenced_count_ = 0;
-  std::uint32_t active_count_ = 0;
-  std::uint32_t evictable_count_ = 0;
-  cache_stats counters_;
-  std::vector<class_stats> class_stats_;
+  [[no_unique_address]] Listener listener_;
+  detail::block_tree tree_;
+  detail::namespace_table namespaces_;
+  detail::sequence_table<cursor> sequences_;
+  detail::cache_metrics metrics_;
+  std::vector<block_id> hits_;     // scratch: blocks a lookup found
+  std::vector<block_id> subtree_;  // scratch: a subtree being evicted
+  std::uint64_t tick_ = 0;         // logical clock: one tick per request event
+  /// @endcond
 };
 
 }  // namespace kvkit

@@ -72,8 +72,8 @@ class synchronized_cache {
   using eviction_options = typename Cache::eviction_options;
 
   /// @brief Makes the cache (as `Cache::create`) and wraps it.
-  /// @param config Pool size, block size and hash seed.
-  /// @param storage K/V storage whose layout has the same `num_blocks` and `block_size`.
+  /// @param config Hash seed.
+  /// @param storage K/V storage (its layout gives the pool's shape).
   /// @param eviction Settings of the eviction policy.
   /// @return The synchronized cache, or the error `Cache::create` returned.
   [[nodiscard]] static result<synchronized_cache> create(const cache_config& config,
@@ -158,6 +158,10 @@ class synchronized_cache {
   /// @return Blocks freed now.
   std::uint32_t invalidate_key(std::uint64_t key);
 
+  /// @brief Locked @ref kvkit::prefix_cache::clear.
+  /// @return Blocks freed now.
+  std::uint32_t clear();
+
   /// @brief Locked @ref kvkit::prefix_cache::expire.
   /// @return Blocks freed.
   std::uint32_t expire();
@@ -207,13 +211,18 @@ class synchronized_cache {
   decltype(auto) with_lock(F&& f) const;
 
  private:
+  /// @cond KVKIT_PRIVATE
   struct state {
     explicit state(Cache&& c) : cache(std::move(c)) {}
     mutable std::mutex mutex;
     Cache cache;
   };
 
+  /// Locks the mutex until the returned guard goes out of scope.
+  [[nodiscard]] std::lock_guard<std::mutex> lock() const;
+
   std::unique_ptr<state> state_;
+  /// @endcond
 };
 
 }  // namespace kvkit

@@ -28,7 +28,7 @@ enum class dtype : std::uint8_t {
 
 /// @brief Size in bytes of one element of type @p t.
 /// @param t The element type.
-/// @return 2 for fp16 and bf16, 4 for fp32.
+/// @return 2 for `dtype::fp16` and `dtype::bf16`, 4 for `dtype::fp32`.
 constexpr std::size_t dtype_size(dtype t) noexcept {
   return t == dtype::fp32 ? 4 : 2;
 }

@@ -237,8 +237,7 @@ std::vector<std::size_t> run_cache(const std::vector<prompt_t>& ps, std::uint32_
     blocks += static_cast<std::uint32_t>((p.size() + bs - 1) / bs);
   auto storage = kvkit::no_storage::create(bs, blocks);
   EXPECT_TRUE(storage.ok());
-  auto cache =
-      cache_t::create({.num_blocks = blocks, .block_size = bs, .seed = 7}, std::move(*storage));
+  auto cache = cache_t::create({.seed = 7}, std::move(*storage));
   EXPECT_TRUE(cache.ok()) << cache.error().message();
   std::vector<std::size_t> cached;
   for (const prompt_t& p : ps) {

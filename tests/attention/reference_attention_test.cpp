@@ -247,9 +247,9 @@ TEST(ReferenceAttention, PrefixHitPrefillEqualsFullPrefill) {
                           .block_size = block,
                           .num_blocks = 64,
                           .type = kvkit::dtype::bf16};
-  auto cache = cache_t::create({.num_blocks = 64, .block_size = block, .seed = 1},
-                               std::move(*kvkit::host_storage<kvkit::bf16>::create(layout)))
-                   .value();
+  auto cache =
+      cache_t::create({.seed = 1}, std::move(*kvkit::host_storage<kvkit::bf16>::create(layout)))
+          .value();
   // K/V and queries of a token are a function of (token, position): what a model computes.
   auto value = [](kvkit::token_id tok, std::uint32_t pos, std::uint32_t i) {
     std::mt19937 g(static_cast<std::uint32_t>(tok * 7919 + pos * 104729 + i));

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "support/cache_testing.hpp"
+#include "support/text.hpp"
 
 namespace kvkit::test {
 namespace {
@@ -43,7 +44,7 @@ template <class Storage>
 synchronized_cache<cache_of<Storage>> make_synchronized() {
   auto storage = make_storage<Storage>(kBlockSize, kNumBlocks);
   EXPECT_TRUE(storage.ok());
-  auto c = synchronized_cache<cache_of<Storage>>::create(cache_config{kNumBlocks, kBlockSize, 7},
+  auto c = synchronized_cache<cache_of<Storage>>::create(cache_config{.seed = 7},
                                                          std::move(storage).value());
   EXPECT_TRUE(c.ok()) << c.status().message();
   return std::move(c).value();
@@ -344,10 +345,11 @@ TYPED_TEST(SynchronizedCacheTest, ConcurrentRequestLivesKeepInvariantsAndCounter
 
 TYPED_TEST(SynchronizedCacheTest, ForwardsResultsAndErrors) {
   using sync_t = synchronized_cache<cache_of<TypeParam>>;
-  auto bad_storage = make_storage<TypeParam>(kBlockSize, kNumBlocks);
-  ASSERT_TRUE(bad_storage.ok());
-  auto bad = sync_t::create(cache_config{kNumBlocks, 3, 1}, std::move(bad_storage).value());
+  // create() forwards the cache's error: a storage layout the cache refuses.
+  auto bad = synchronized_cache<cache_of<raw_layout_storage>>::create(
+      cache_config{.seed = 1}, raw_layout_storage(raw_layout(3, kNumBlocks)));
   EXPECT_EQ(bad.code(), errc::invalid_config);
+  KVKIT_EXPECT_SUBSTR(bad.error().message(), "block_size");
 
   sync_t cache = make_synchronized<TypeParam>();
   EXPECT_EQ(cache.block_size(), kBlockSize);

@@ -1,15 +1,14 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 // The allocator conformance suite over every allocator policy, plus policy-specific order checks.
 
-#include "support/allocator_conformance.hpp"
-
 #include <kvkit/allocator/fifo_free.hpp>
 #include <kvkit/allocator/free_list.hpp>
 #include <kvkit/allocator/lowest_index.hpp>
+#include <kvkit/testing/allocator_conformance.hpp>
 
 #include <gtest/gtest.h>
 
-namespace kvkit::test {
+namespace kvkit::testing {
 namespace {
 
 using allocator_policies =
@@ -45,4 +44,4 @@ TEST(FreeListAllocator, MetadataIsFourBytesPerBlock) {
 }
 
 }  // namespace
-}  // namespace kvkit::test
+}  // namespace kvkit::testing

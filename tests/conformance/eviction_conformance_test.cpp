@@ -1,20 +1,19 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 // The eviction conformance suite over every eviction policy, plus each policy's own order.
 
-#include "support/eviction_conformance.hpp"
-
 #include <kvkit/eviction/fifo.hpp>
 #include <kvkit/eviction/lfu.hpp>
 #include <kvkit/eviction/lru.hpp>
 #include <kvkit/eviction/priority.hpp>
 #include <kvkit/eviction/sieve.hpp>
 #include <kvkit/eviction/ttl.hpp>
+#include <kvkit/testing/eviction_conformance.hpp>
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
-namespace kvkit::test {
+namespace kvkit::testing {
 namespace {
 
 using eviction_policies = ::testing::Types<lru_eviction, lfu_eviction, fifo_eviction, ttl_eviction,
@@ -68,4 +67,4 @@ TEST(LruEviction, MetadataIsEightBytesPerBlock) {
 }
 
 }  // namespace
-}  // namespace kvkit::test
+}  // namespace kvkit::testing

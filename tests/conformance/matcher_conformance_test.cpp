@@ -2,11 +2,10 @@
 // The matcher conformance suite over every matcher policy, including a hash matcher whose hasher
 // makes every lookup collide; plus hash-matcher-specific checks.
 
-#include "support/matcher_conformance.hpp"
-
 #include <kvkit/matcher/hash.hpp>
 #include <kvkit/matcher/radix.hpp>
 #include <kvkit/matcher/session.hpp>
+#include <kvkit/testing/matcher_conformance.hpp>
 
 #include <gtest/gtest.h>
 
@@ -16,18 +15,19 @@
 
 #include "support/colliding_hasher.hpp"
 
-namespace kvkit::test {
+namespace kvkit::testing {
 namespace {
 
+using test::colliding_hasher;
 using colliding_matcher = basic_hash_matcher<colliding_hasher>;
 using matcher_policies =
     ::testing::Types<hash_matcher, colliding_matcher, radix_matcher, session_matcher>;
 INSTANTIATE_TYPED_TEST_SUITE_P(all, matcher_conformance, matcher_policies);
 
 // Matchers with partial-block reuse.
-static_assert(!has_find_partial<hash_matcher>);
-static_assert(has_find_partial<radix_matcher>);
-static_assert(has_find_partial<session_matcher>);
+static_assert(!matcher_has_find_partial<hash_matcher>);
+static_assert(matcher_has_find_partial<radix_matcher>);
+static_assert(matcher_has_find_partial<session_matcher>);
 using partial_matcher_policies = ::testing::Types<radix_matcher, session_matcher>;
 INSTANTIATE_TYPED_TEST_SUITE_P(all, matcher_partial_conformance, partial_matcher_policies);
 
@@ -74,12 +74,40 @@ TEST(HashMatcher, CursorIsTheChainedHash) {
   EXPECT_EQ(m.child(ca, b).hash, h.chain(h.chain(555, a), b));
 }
 
-TEST(HashMatcher, MetadataIsHashesPlusTable) {
-  // 8 bytes of hash per block plus a power-of-two table of at least twice the blocks.
-  EXPECT_EQ(hash_matcher(100, 1).metadata_bytes(), 100u * 8 + 256u * 4);
-  EXPECT_EQ(hash_matcher(64, 1).metadata_bytes(), 64u * 8 + 128u * 4);
+TEST(HashMatcher, MetadataIsFingerprintsPlusTable) {
+  // A 4-byte fingerprint per block plus a table of 8-byte slots (fingerprint and block id), twice
+  // as many as blocks: 20 bytes per block.
+  EXPECT_EQ(hash_matcher(100, 1).metadata_bytes(), 100u * 4 + 200u * 8);
+  EXPECT_EQ(hash_matcher(64, 1).metadata_bytes(), 64u * 20);
   EXPECT_EQ(policy_traits<hash_matcher>::name(), "hash");
 }
 
+TEST(SessionMatcher, MetadataIsTheIndexAlone) {
+  // No child lists: the cache's block tree serves partial reuse.
+  EXPECT_EQ(session_matcher(100, 1).metadata_bytes(), 100u * 20);
+  EXPECT_EQ(policy_traits<session_matcher>::name(), "session");
+}
+
+TEST(SessionMatcher, AWideNodeIsOneProbe) {
+  // 2,000 children under one namespace root: each lookup offers the verifier only the blocks
+  // whose key fingerprint matches, not every child.
+  constexpr std::uint32_t n = 2000;
+  matcher_harness<session_matcher> h(n, 7);
+  for (block_id b = 0; b < n; ++b)
+    h.insert(b, h.ns_node(0), {static_cast<token_id>(b), 1, 2, 3});
+  auto& m = h.matcher();
+  const auto root = m.root(h.ns_node(0), 0);
+  std::uint64_t offered = 0;
+  for (block_id b = 0; b < n; ++b) {
+    const std::vector<token_id> toks{static_cast<token_id>(b), 1, 2, 3};
+    const block_id found = m.find(m.child(root, toks), [&](block_id cand) {
+      ++offered;
+      return h.tokens(cand) == toks;
+    });
+    EXPECT_EQ(found, b);
+  }
+  EXPECT_LT(offered, 2u * n) << "lookups verified many children each";
+}
+
 }  // namespace
-}  // namespace kvkit::test
+}  // namespace kvkit::testing

@@ -1,13 +1,12 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 // The storage conformance suite over every host storage policy.
 
-#include "support/storage_conformance.hpp"
-
 #include <kvkit/storage.hpp>
+#include <kvkit/testing/storage_conformance.hpp>
 
 #include <gtest/gtest.h>
 
-namespace kvkit::test {
+namespace kvkit::testing {
 namespace {
 
 using storage_policies =
@@ -15,4 +14,4 @@ using storage_policies =
 INSTANTIATE_TYPED_TEST_SUITE_P(all, storage_conformance, storage_policies);
 
 }  // namespace
-}  // namespace kvkit::test
+}  // namespace kvkit::testing

@@ -8,6 +8,7 @@
 #include <kvkit/matcher/hash.hpp>
 #include <kvkit/prefix_cache.hpp>
 #include <kvkit/storage.hpp>
+#include <kvkit/testing/eviction_conformance.hpp>
 
 #include <gtest/gtest.h>
 
@@ -16,7 +17,6 @@
 #include <vector>
 
 #include "support/cache_testing.hpp"
-#include "support/eviction_conformance.hpp"
 
 namespace {
 
@@ -116,8 +116,8 @@ TEST(CustomEvictionPolicy, MetadataOfAPolicyThatDoesNotReportItIsZero) {
 
 }  // namespace
 
-namespace kvkit::test {
+namespace kvkit::testing {
 // The user's policy passes the same conformance suite as the built-in ones.
 INSTANTIATE_TYPED_TEST_SUITE_P(custom, eviction_conformance,
                                ::testing::Types<newest_first_eviction>);
-}  // namespace kvkit::test
+}  // namespace kvkit::testing

@@ -57,6 +57,7 @@ TEST(Result, HoldsAValue) {
   EXPECT_EQ(*r, 7);
   EXPECT_TRUE(r.status().ok());
   EXPECT_EQ(r.status().message(), "");
+  EXPECT_EQ(r.message(), "") << "a result with a value has no message, like an ok status";
   const result<int>& cr = r;
   EXPECT_EQ(cr.value(), 7);
 }
@@ -81,6 +82,7 @@ TEST(Result, HoldsAnError) {
   EXPECT_EQ(r.code(), errc::unknown_sequence);
   EXPECT_EQ(r.error().code(), errc::unknown_sequence);
   EXPECT_EQ(r.error().message(), "kvkit: sequence 7 unknown");
+  EXPECT_EQ(r.message(), "kvkit: sequence 7 unknown");
   const status s = r.status();
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(s.code(), errc::unknown_sequence);

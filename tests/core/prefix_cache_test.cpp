@@ -507,42 +507,54 @@ void expect_rejected(Cache& c, std::vector<sequence_id> ids, std::vector<probe> 
   KVKIT_EXPECT_INVARIANTS(c);
 }
 
-TYPED_TEST(PrefixCacheTest, CreateRejectsBadConfigs) {
+TYPED_TEST(PrefixCacheTest, CreateRejectsBadStorageLayouts) {
+  // The storage's layout is the cache's one source of truth for its shape: a storage that reports
+  // a bad one is refused, naming the field, the value and what is accepted.
   using C = TypeParam;
-  using S = typename C::storage_type;
-  const auto expect_create_fails = [](cache_config cfg, std::uint32_t storage_bs,
-                                      std::uint32_t storage_nb, errc code,
+  using raw_cache = prefix_cache<typename C::allocator_type, typename C::matcher_type,
+                                 typename C::eviction_type, raw_layout_storage>;
+  const auto expect_create_fails = [](std::uint32_t block_size, std::uint32_t num_blocks,
                                       std::initializer_list<std::string> needles) {
-    auto st = make_storage<S>(storage_bs, storage_nb);
-    ASSERT_TRUE(st.ok()) << st.status().message();
-    const auto r = C::create(cfg, std::move(st).value());
+    const auto r = raw_cache::create(cache_config{.seed = 1},
+                                     raw_layout_storage(raw_layout(block_size, num_blocks)));
     ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.code(), code) << r.error().message();
+    EXPECT_EQ(r.code(), errc::invalid_config) << r.error().message();
     for (const std::string& n : needles)
       KVKIT_EXPECT_SUBSTR(r.error().message(), n);
   };
-  expect_create_fails({0, 4, 1}, 4, 1, errc::invalid_config,
-                      {"cache_config.num_blocks", ">= 1", "got 0"});
-  expect_create_fails({4, 0, 1}, 4, 4, errc::invalid_config,
-                      {"cache_config.block_size", "power of two", "got 0"});
-  expect_create_fails({4, 12, 1}, 4, 4, errc::invalid_config,
-                      {"cache_config.block_size", "power of two", "got 12"});
-  expect_create_fails({4, 4, 1}, 8, 4, errc::layout_mismatch,
-                      {"block_size = 8", "cache_config.block_size = 4", "must be equal"});
-  expect_create_fails({4, 4, 1}, 4, 5, errc::layout_mismatch,
-                      {"num_blocks = 5", "cache_config.num_blocks = 4", "must be equal"});
-  expect_create_fails({(1u << 31) + 1, 4, 1}, 4, 4, errc::invalid_config,
-                      {"cache_config.num_blocks", "<= 2^31", "got 2147483649"});
-  // A good config still works with the same storages.
-  auto st = make_storage<S>(4, 4);
+  expect_create_fails(4, 0, {"kv_layout.num_blocks", ">= 1", "got 0"});
+  expect_create_fails(0, 4, {"kv_layout.block_size", "power of two", "got 0"});
+  expect_create_fails(12, 4, {"kv_layout.block_size", "power of two", "got 12"});
+  expect_create_fails(4, (1u << 31) + 1, {"kv_layout.num_blocks", "<= 2^31", "got 2147483649"});
+  // A good layout works, with this storage and with the shipped one.
+  EXPECT_TRUE(
+      raw_cache::create(cache_config{.seed = 1}, raw_layout_storage(raw_layout(4, 4))).ok());
+  auto st = make_storage<typename C::storage_type>(4, 4);
   ASSERT_TRUE(st.ok());
-  EXPECT_TRUE(C::create(cache_config{4, 4, 1}, std::move(st).value()).ok());
+  EXPECT_TRUE(C::create(cache_config{.seed = 1}, std::move(st).value()).ok());
+}
+
+TYPED_TEST(PrefixCacheTest, ShapeComesFromTheStorageLayout) {
+  // block_size and num_blocks are given once, in the storage's layout.
+  for (const auto& [bs, nb] : {std::pair{1u, 3u}, std::pair{8u, 5u}, std::pair{16u, 64u}}) {
+    auto st = make_storage<typename TypeParam::storage_type>(bs, nb);
+    ASSERT_TRUE(st.ok()) << st.status().message();
+    auto c = TypeParam::create(cache_config{.seed = 1}, std::move(st).value());
+    ASSERT_TRUE(c.ok()) << c.error().message();
+    EXPECT_EQ(c->block_size(), bs);
+    EXPECT_EQ(c->num_blocks(), nb);
+    EXPECT_EQ(c->stats().blocks_total, nb);
+    EXPECT_EQ(c->storage().layout().block_size, bs);
+    EXPECT_EQ(c->storage().layout().num_blocks, nb);
+  }
 }
 
 TYPED_TEST(PrefixCacheTest, CreateRejectsTooManyBlocksNamingTheBound) {
-  auto st = make_storage<typename TypeParam::storage_type>(4, 4);
-  ASSERT_TRUE(st.ok());
-  const auto r = TypeParam::create(cache_config{(1u << 31) + 1, 4, 1}, std::move(st).value());
+  using raw_cache =
+      prefix_cache<typename TypeParam::allocator_type, typename TypeParam::matcher_type,
+                   typename TypeParam::eviction_type, raw_layout_storage>;
+  const auto r =
+      raw_cache::create(cache_config{.seed = 1}, raw_layout_storage(raw_layout(4, (1u << 31) + 1)));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.code(), errc::invalid_config);
   KVKIT_EXPECT_SUBSTR(r.error().message(), "num_blocks");

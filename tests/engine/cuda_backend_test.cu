@@ -80,8 +80,7 @@ captured run(Backend backend, const std::vector<tokens>& prompts, engine_options
   const kvkit::kv_layout layout = layout_for(block_size, 1024);
   auto storage = storage_t::create(layout);
   EXPECT_TRUE(storage.ok());
-  auto cache = cache_over<storage_t>::create({.num_blocks = 1024, .block_size = block_size},
-                                             std::move(*storage));
+  auto cache = cache_over<storage_t>::create({}, std::move(*storage));
   EXPECT_TRUE(cache.ok());
   mini_engine::engine<cache_over<storage_t>, Backend> e(std::move(*cache), std::move(backend), o);
   EXPECT_TRUE(e.check().ok());

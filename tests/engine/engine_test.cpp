@@ -48,8 +48,7 @@ engine_t make_engine(engine_options o, std::uint32_t block_size = 16,
                                 .head_dim = c.head_dim,
                                 .block_size = block_size,
                                 .num_blocks = num_blocks};
-  auto cache = cache_t::create({.num_blocks = num_blocks, .block_size = block_size},
-                               *backend_t::storage_type::create(layout));
+  auto cache = cache_t::create({}, *backend_t::storage_type::create(layout));
   return engine_t(std::move(*cache), backend_t(weights()), o);
 }
 
@@ -323,8 +322,7 @@ TEST(MiniEngine, RequestsThatCannotBeServedFailAloneAndNameTheReason) {
 TEST(MiniEngine, CheckRejectsAMismatchedCache) {
   const kvkit::kv_layout layout{
       .num_layers = 3, .num_kv_heads = 2, .head_dim = 32, .block_size = 16, .num_blocks = 8};
-  auto cache = cache_t::create({.num_blocks = 8, .block_size = 16},
-                               *backend_t::storage_type::create(layout));
+  auto cache = cache_t::create({}, *backend_t::storage_type::create(layout));
   engine_t e(std::move(*cache), backend_t(weights()), {});
   const kvkit::status s = e.check();
   EXPECT_EQ(s.code(), kvkit::errc::invalid_config);

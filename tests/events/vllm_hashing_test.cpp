@@ -3,6 +3,7 @@
 // (tests/events/data/vllm_hash_vectors.json, made by generate_vllm_hash_vectors.py from vLLM
 // v0.33.0's hash_block_tokens, init_none_hash and request block hasher with sha256_cbor).
 #include <kvkit/kvkit.hpp>
+#include <kvkit/testing/matcher_conformance.hpp>
 #include <kvkit/vllm_hashing.hpp>
 
 #include <gtest/gtest.h>
@@ -16,17 +17,16 @@
 
 #include "support/choice_source.hpp"
 #include "support/differential_driver.hpp"
-#include "support/matcher_conformance.hpp"
 
-namespace kvkit::test {
+namespace kvkit::testing {
 namespace {
 // The matcher conformance suite over the vLLM-hash matcher.
 INSTANTIATE_TYPED_TEST_SUITE_P(vllm, matcher_conformance, ::testing::Types<vllm_hash_matcher>);
 // Whole blocks only: the partial-block suite does not apply.
-static_assert(!has_find_partial<vllm_hash_matcher>);
+static_assert(!matcher_has_find_partial<vllm_hash_matcher>);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(matcher_partial_conformance);
 }  // namespace
-}  // namespace kvkit::test
+}  // namespace kvkit::testing
 
 namespace {
 
@@ -205,9 +205,7 @@ TEST(VllmHashMatcher, SharedNamespaceKeysAreVllmHashes) {
 TEST(VllmHashMatcher, CacheHitsAreVerifiedAndTenantsIsolated) {
   using cache_t = kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::vllm_hash_matcher,
                                       kvkit::lru_eviction, kvkit::no_storage>;
-  auto cache = cache_t::create({.num_blocks = 64, .block_size = 4, .seed = 99},
-                               kvkit::no_storage::create(4, 64).value())
-                   .value();
+  auto cache = cache_t::create({.seed = 99}, kvkit::no_storage::create(4, 64).value()).value();
   std::vector<token_id> prompt(17);
   for (std::size_t i = 0; i < prompt.size(); ++i)
     prompt[i] = static_cast<token_id>(1000 + i);

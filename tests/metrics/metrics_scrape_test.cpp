@@ -41,8 +41,7 @@ engine_t make_engine() {
                                 .head_dim = c.head_dim,
                                 .block_size = 16,
                                 .num_blocks = 128};
-  auto cache = cache_t::create({.num_blocks = 128, .block_size = 16},
-                               *backend_t::storage_type::create(layout));
+  auto cache = cache_t::create({}, *backend_t::storage_type::create(layout));
   return engine_t(std::move(*cache), backend_t(weights()), {.max_running = 4});
 }
 

@@ -20,6 +20,28 @@
 
 namespace kvkit::test {
 
+/// @brief A storage policy that reports whatever layout it was given, checked by nobody: the only
+/// way to hand a cache a bad shape (the shipped storages validate their layouts).
+class raw_layout_storage {
+ public:
+  explicit raw_layout_storage(const kv_layout& l) : layout_(l) {}
+  [[nodiscard]] const kv_layout& layout() const noexcept { return layout_; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return 0; }
+  void copy_block(block_id, block_id) noexcept {}
+
+ private:
+  kv_layout layout_;
+};
+static_assert(kv_storage<raw_layout_storage>);
+
+/// @brief A layout of @p num_blocks blocks of @p block_size tokens, fields unchecked.
+inline kv_layout raw_layout(std::uint32_t block_size, std::uint32_t num_blocks) {
+  kv_layout l;
+  l.block_size = block_size;
+  l.num_blocks = num_blocks;
+  return l;
+}
+
 /// @brief Storage of @p num_blocks blocks of @p block_size tokens for a cache over @p Storage:
 /// 2 layers, 2 KV heads of 4 elements for host storage.
 template <class Storage>
@@ -46,8 +68,7 @@ Cache make_cache(std::uint32_t num_blocks, std::uint32_t block_size, std::uint64
                  const typename Cache::eviction_options& eviction = {}) {
   auto storage = make_storage<typename Cache::storage_type>(block_size, num_blocks);
   EXPECT_TRUE(storage.ok()) << storage.status().message();
-  auto cache = Cache::create(cache_config{num_blocks, block_size, seed}, std::move(storage).value(),
-                             eviction);
+  auto cache = Cache::create(cache_config{.seed = seed}, std::move(storage).value(), eviction);
   EXPECT_TRUE(cache.ok()) << cache.status().message();
   return std::move(cache).value();
 }

@@ -208,12 +208,28 @@ class differential_run {
 
   /// Runs up to @p ops operations (fewer when the choices run out); stops at the first
   /// divergence (a failed check).
-  coverage run(std::uint64_t ops) {
+  ///
+  /// Each operation's own results are compared as it runs; the whole-cache comparison
+  /// (check_invariants(), counters, gauges, live sequences, block ids, the cached set) runs after
+  /// every @p check_every operations, after the last one, and after an operation whose own checks
+  /// failed. 1 (the default) compares everything after every operation.
+  /// @param ops Operations to run.
+  /// @param check_every Operations between whole-cache comparisons (>= 1).
+  coverage run(std::uint64_t ops, std::uint64_t check_every = 1) {
+    if (check_every == 0)
+      check_every = 1;
     for (std::uint64_t i = 0; i < ops && !choices_.exhausted(); ++i) {
+      touched_ = reference_cache::no_sequence;
       step();
       ++cov_.operations;
-      if (!checks_.failed())
+      const bool last = i + 1 == ops || choices_.exhausted();
+      if (checks_.failed() || last || (i + 1) % check_every == 0) {
         check_everything();
+      } else if (touched_ != reference_cache::no_sequence) {
+        // Between whole comparisons, still bind the blocks this operation cached or hit to the
+        // model's prefixes, so that every cached prefix is bound while its sequence is live.
+        bind_blocks(touched_);
+      }
       if (checks_.failed()) {
         KVKIT_DRIVER_FAIL() << "first divergence at operation " << i << ": " << last_op_;
         break;
@@ -240,8 +256,6 @@ class differential_run {
     layout.order = kvkit::kv_order::nhd;  // token_kv() relies on it
     auto storage = kvkit::host_storage<float>::create(layout);
     kvkit::cache_config config;
-    config.num_blocks = num_blocks;
-    config.block_size = block_size;
     config.seed = mix64(seed);
     return std::move(cache_type::create(config, std::move(storage).value())).value();
   }
@@ -363,6 +377,7 @@ class differential_run {
     auto& g = max_generation_[a.id.index];
     g = std::max(g, a.id.generation);
     live_.push_back(want.seq);
+    touched_ = want.seq;
 
     ++cov_.admissions;
     if (want.eligible_blocks == 0)
@@ -417,6 +432,7 @@ class differential_run {
         << (got.ok() ? std::string() : got.error().message());
     if (!got.ok() || got.code() != want.code)
       return;
+    touched_ = h;
     KVKIT_DRIVER_EXPECT_EQ(got->registered_blocks, want.registered);
     KVKIT_DRIVER_EXPECT_EQ(got->deduplicated_blocks, want.deduplicated);
     cov_.registered += want.registered;
@@ -700,15 +716,58 @@ class differential_run {
                            model_.free_blocks() + model_.evictable_blocks());
   }
 
-  /// Live sequences agree with the model; block ids agree with the model's keys.
-  void check_sequences() {
-    // Forget the ids of prefixes the model evicted.
+  /// Forgets the block ids of prefixes the model evicted since the last call.
+  void forget_evicted() {
     for (const ref_key& key : model_.take_evicted()) {
       auto it = key_block_.find(key);
       KVKIT_DRIVER_ASSERT(it != key_block_.end()) << "evicted prefix was never bound to a block";
       block_key_[it->second].reset();
       key_block_.erase(it);
     }
+  }
+
+  /// Binds each cached block of sequence @p h to the model's prefix it holds (and checks that a
+  /// block stands for one cached prefix, and a prefix for one block). @p owned, when given, marks
+  /// the blocks the sequence owns alone (no block may be owned twice).
+  void bind_blocks(reference_cache::handle h, std::vector<char>* owned = nullptr) {
+    forget_evicted();
+    if (checks_.failed())
+      return;
+    const auto& q = model_.seq(h);
+    auto v = cache_.sequence(real_ids_[h]);
+    KVKIT_DRIVER_ASSERT(v.ok()) << "live seq " << h << ": " << v.error().message();
+    KVKIT_DRIVER_ASSERT_EQ(v->blocks.size(), q.table.size()) << "seq " << h << " block table size";
+    for (std::size_t k = 0; k < q.table.size(); ++k) {
+      const block_id b = v->blocks[k];
+      KVKIT_DRIVER_ASSERT(b < num_blocks_) << "seq " << h << " block " << k;
+      if (q.table[k].cached) {
+        const ref_key& key = *q.table[k].cached;
+        if (block_key_[b]) {
+          // Block b stands for one cached prefix (and that prefix for block b only).
+          KVKIT_DRIVER_ASSERT(*block_key_[b] == key)
+              << "seq " << h << " position " << k << ": block " << b
+              << " already stands for another cached prefix";
+        } else {
+          KVKIT_DRIVER_ASSERT(key_block_.find(key) == key_block_.end())
+              << "seq " << h << " position " << k
+              << ": a cached prefix changed block id while cached, or two sequences sharing "
+                 "it hold different blocks";
+          key_block_.emplace(key, b);
+          block_key_[b] = key;
+        }
+      } else {
+        KVKIT_DRIVER_ASSERT(!block_key_[b].has_value())
+            << "seq " << h << " position " << k << ": owned block " << b << " is cached";
+        if (owned != nullptr) {
+          KVKIT_DRIVER_ASSERT_EQ((*owned)[b], 0) << "block " << b << " owned twice";
+          (*owned)[b] = 1;
+        }
+      }
+    }
+  }
+
+  /// Live sequences agree with the model; block ids agree with the model's keys.
+  void check_sequences() {
     std::vector<char> owned(num_blocks_, 0);
     for (auto h : live_) {
       const auto& q = model_.seq(h);
@@ -718,35 +777,13 @@ class differential_run {
       KVKIT_DRIVER_EXPECT_EQ(v->computed_tokens, q.computed) << "seq " << h;
       KVKIT_DRIVER_EXPECT_EQ(v->request.prompt_tokens, q.prompt_tokens) << "seq " << h;
       KVKIT_DRIVER_EXPECT_EQ(v->request.cached_tokens, q.cached_tokens) << "seq " << h;
-      KVKIT_DRIVER_ASSERT_EQ(v->blocks.size(), q.table.size())
-          << "seq " << h << " block table size";
-      for (std::size_t k = 0; k < q.table.size(); ++k) {
-        const block_id b = v->blocks[k];
-        KVKIT_DRIVER_ASSERT(b < num_blocks_) << "seq " << h << " block " << k;
-        if (q.table[k].cached) {
-          const ref_key& key = *q.table[k].cached;
-          if (block_key_[b]) {
-            // Block b stands for one cached prefix (and that prefix for block b only).
-            KVKIT_DRIVER_ASSERT(*block_key_[b] == key)
-                << "seq " << h << " position " << k << ": block " << b
-                << " already stands for another cached prefix";
-          } else {
-            KVKIT_DRIVER_ASSERT(key_block_.find(key) == key_block_.end())
-                << "seq " << h << " position " << k
-                << ": a cached prefix changed block id while cached, or two sequences sharing "
-                   "it hold different blocks";
-            key_block_.emplace(key, b);
-            block_key_[b] = key;
-          }
-        } else {
-          KVKIT_DRIVER_ASSERT(!block_key_[b].has_value())
-              << "seq " << h << " position " << k << ": owned block " << b << " is cached";
-          KVKIT_DRIVER_ASSERT_EQ(owned[b], 0) << "block " << b << " owned twice";
-          owned[b] = 1;
-        }
-      }
+      bind_blocks(h, &owned);
+      if (checks_.failed())
+        return;
     }
-    // Every cached prefix was seen in a live table when it was committed, so all are bound.
+    forget_evicted();
+    // Every cached prefix was seen in a live table when it was committed (bound then, or by the
+    // whole comparison after that operation), so all are bound.
     KVKIT_DRIVER_EXPECT_EQ(key_block_.size(), model_.stats().blocks_cached);
   }
 
@@ -795,6 +832,7 @@ class differential_run {
 
   coverage cov_;
   std::string last_op_;
+  reference_cache::handle touched_ = reference_cache::no_sequence;  // admitted or committed
 };
 
 }  // namespace kvkit::test

@@ -69,8 +69,7 @@ class object_cache {
       EXPECT_NE(b, invalid_block);
       evicted_.push_back(owner_.at(b));
       where_.erase(owner_.at(b));
-      if constexpr (requires { policy_.forget(b); })
-        policy_.forget(b);
+      policy_traits<E>::forget(policy_, b);
     }
     owner_[b] = key;
     where_[key] = b;
@@ -84,11 +83,7 @@ class object_cache {
 
  private:
   void touch_if_supported_cls(block_id b, std::uint32_t cls) {
-    if constexpr (requires(access_info a) { policy_.touch(b, a); }) {
-      policy_.touch(b, access_info{tick_, cls});
-    }
-    (void)b;
-    (void)cls;
+    policy_traits<E>::touch(policy_, b, access_info{tick_, cls});
   }
   E policy_;
   std::uint32_t slots_;
@@ -109,8 +104,7 @@ cache_over<E> make_cache_with(std::uint32_t num_blocks, std::uint32_t block_size
                               const policy_options_t<E>& options = {}) {
   auto storage = no_storage::create(block_size, num_blocks);
   EXPECT_TRUE(storage.ok()) << storage.status().message();
-  auto cache = cache_over<E>::create(cache_config{num_blocks, block_size, 42},
-                                     std::move(storage).value(), options);
+  auto cache = cache_over<E>::create(cache_config{.seed = 42}, std::move(storage).value(), options);
   EXPECT_TRUE(cache.ok()) << cache.status().message();
   return std::move(cache).value();
 }

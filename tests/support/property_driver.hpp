@@ -4,8 +4,8 @@
 /// whatever its matcher, eviction policy and allocator (no model of which block is evicted).
 ///
 /// Operations: admit, commit (partial and whole), append, fork, pin, finish, match probes,
-/// invalidate_tenant / _session / _key, expire, clock advances (for policies with a clock), and
-/// invalid calls. Checked after every operation:
+/// invalidate_tenant / _session / _key, clear, expire, clock advances (for policies with a clock),
+/// and invalid calls. Checked after every operation:
 /// - check_invariants();
 /// - every live sequence's tokens, computed count and block-table size agree with a mirror, and
 ///   every token slot of its block table still holds the K/V its namespace and prefix produce (no
@@ -96,12 +96,8 @@ class property_run {
   using eviction_type = typename Cache::eviction_type;
   using matcher_type = typename Cache::matcher_type;
 
-  /// Whether the matcher reuses partially matching blocks (the cache's own detection).
-  static constexpr bool partial_reuse =
-      requires(const matcher_type& m, const typename matcher_type::cursor& c,
-               std::span<const token_id> t, std::uint32_t (*score)(block_id)) {
-    m.find_partial(c, t, score);
-  };
+  /// Whether the matcher reuses partially matching blocks (the contract's named concept).
+  static constexpr bool partial_reuse = matcher_has_find_partial<matcher_type>;
   /// Whether no eviction may cascade: leaf-only candidates, or LRU's children-first order.
   static constexpr bool never_cascades =
       policy_traits<eviction_type>::leaves_only() || std::is_same_v<eviction_type, lru_eviction>;
@@ -132,11 +128,22 @@ class property_run {
 
   /// Runs up to @p ops operations (fewer when the choices run out); stops at the first failed
   /// check.
-  property_coverage run(std::uint64_t ops) {
+  ///
+  /// The checks of each operation run after it; the whole-cache checks (check_invariants(), every
+  /// live sequence and its K/V) run after every @p check_every operations, after the last one, and
+  /// after an operation whose own checks failed. 1 (the default) checks everything after every
+  /// operation; a larger interval runs more operations per second and still finds every
+  /// divergence, some operations later.
+  /// @param ops Operations to run.
+  /// @param check_every Operations between whole-cache checks (>= 1).
+  property_coverage run(std::uint64_t ops, std::uint64_t check_every = 1) {
+    if (check_every == 0)
+      check_every = 1;
     for (std::uint64_t i = 0; i < ops && !choices_.exhausted(); ++i) {
       step();
       ++cov_.operations;
-      if (!checks_.failed())
+      const bool last = i + 1 == ops || choices_.exhausted();
+      if (checks_.failed() || last || (i + 1) % check_every == 0)
         check_everything();
       if (checks_.failed()) {
         KVKIT_DRIVER_FAIL() << "first failure at operation " << i << ": " << last_op_;
@@ -184,8 +191,6 @@ class property_run {
     layout.order = kv_order::nhd;
     auto storage = host_storage<float>::create(layout);
     cache_config config;
-    config.num_blocks = num_blocks;
-    config.block_size = block_size;
     config.seed = mix64(seed);
     return std::move(Cache::create(config, std::move(storage).value(), options)).value();
   }
@@ -692,29 +697,59 @@ class property_run {
   }
 
   void do_invalidate() {
-    const std::uint64_t kind = pick(3);
+    // 0: a tenant, 1: a session, 2: an extra key, 3: clear() (every namespace).
+    const std::uint64_t kind = pick(10) == 0 ? 3 : pick(3);
     static constexpr std::uint64_t salts[] = {0, 3, 7, 9};
     static constexpr std::uint64_t sessions[] = {5, 6, 8};
     static constexpr std::uint64_t keys[] = {42, 43, 44};
     const std::uint64_t v = kind == 0   ? salts[pick(4)]
                             : kind == 1 ? sessions[pick(3)]
-                                        : keys[pick(3)];
-    begin_op(std::string(kind == 0   ? "invalidate_tenant("
-                         : kind == 1 ? "invalidate_session("
-                                     : "invalidate_key(") +
-             std::to_string(v) + ")");
+                            : kind == 2 ? keys[pick(3)]
+                                        : 0;
+    begin_op(kind == 3 ? std::string("clear()")
+                       : std::string(kind == 0   ? "invalidate_tenant("
+                                     : kind == 1 ? "invalidate_session("
+                                                 : "invalidate_key(") +
+                             std::to_string(v) + ")");
     const cache_stats before = cache_.stats();
-    const std::uint32_t freed = kind == 0   ? cache_.invalidate_tenant(v)
-                                : kind == 1 ? cache_.invalidate_session(v)
-                                            : cache_.invalidate_key(v);
-    KVKIT_DRIVER_EXPECT_EQ(cache_.stats().blocks_cached + freed, before.blocks_cached);
-    cov_.invalidated += freed;
+    // Blocks of live sequences in the namespaces about to be invalidated: they stay with their
+    // sequences but are no longer counted as cached.
+    std::vector<bool> invalidated(property_namespaces().size(), false);
     for (std::size_t ns = 0; ns < property_namespaces().size(); ++ns) {
       const property_namespace& n = property_namespaces()[ns];
-      const bool hit = kind == 0   ? n.tenant_salt == v
-                       : kind == 1 ? n.session_id == v
-                                   : std::ranges::find(n.extra_keys, v) != n.extra_keys.end();
-      if (!hit)
+      invalidated[ns] = kind == 0   ? n.tenant_salt == v
+                        : kind == 1 ? n.session_id == v
+                        : kind == 2 ? std::ranges::find(n.extra_keys, v) != n.extra_keys.end()
+                                    : true;
+    }
+    std::set<block_id> held;
+    for (const live_seq& s : live_) {
+      if (!invalidated[s.ns])
+        continue;
+      auto view = cache_.sequence(s.id);
+      KVKIT_DRIVER_ASSERT(view.ok()) << view.error().message();
+      held.insert(view->blocks.begin(), view->blocks.end());
+    }
+    const std::uint32_t freed = kind == 0   ? cache_.invalidate_tenant(v)
+                                : kind == 1 ? cache_.invalidate_session(v)
+                                : kind == 2 ? cache_.invalidate_key(v)
+                                            : cache_.clear();
+    const cache_stats after = cache_.stats();
+    KVKIT_DRIVER_ASSERT(after.blocks_cached <= before.blocks_cached);
+    const std::uint32_t dropped = before.blocks_cached - after.blocks_cached;
+    KVKIT_DRIVER_EXPECT(dropped >= freed && dropped <= freed + held.size())
+        << "invalidation freed " << freed << " blocks, " << held.size()
+        << " more are held by its sequences, but the cached gauge fell by " << dropped;
+    if (held.empty())
+      KVKIT_DRIVER_EXPECT_EQ(dropped, freed);
+    if (kind == 3) {
+      KVKIT_DRIVER_EXPECT_EQ(after.blocks_cached, 0u) << "clear() left cached blocks";
+      KVKIT_DRIVER_EXPECT_EQ(after.blocks_evictable, 0u);
+    }
+    KVKIT_DRIVER_EXPECT_EQ(after.blocks_free, before.blocks_free + freed);
+    cov_.invalidated += freed;
+    for (std::size_t ns = 0; ns < property_namespaces().size(); ++ns) {
+      if (!invalidated[ns])
         continue;
       ++epoch_[ns];
       shadow_[ns].clear();
@@ -737,7 +772,7 @@ class property_run {
     const cache_stats before = cache_.stats();
     const std::uint32_t freed = cache_.expire();
     KVKIT_DRIVER_EXPECT_EQ(cache_.stats().blocks_cached + freed, before.blocks_cached);
-    if constexpr (!requires(eviction_type & e) { e.pop_expired(); }) {
+    if constexpr (!eviction_has_expiry<eviction_type>) {
       KVKIT_DRIVER_EXPECT_EQ(freed, 0u) << "a policy without expiry expired blocks";
     }
     cov_.expired += freed;

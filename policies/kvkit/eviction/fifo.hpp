@@ -97,6 +97,7 @@ class fifo_eviction {
   }
 
  private:
+  /// @cond KVKIT_PRIVATE
   static constexpr std::uint64_t unstamped = 0;
 
   struct by_stamp {
@@ -110,8 +111,12 @@ class fifo_eviction {
   detail::indexed_min_heap heap_;
   std::vector<std::uint64_t> stamp_;
   std::uint64_t clock_ = 0;
+  /// @endcond
 };
 
 static_assert(eviction_policy<fifo_eviction>);
+static_assert(eviction_has_leaves_only<fifo_eviction>);
+static_assert(eviction_has_touch<fifo_eviction>);
+static_assert(eviction_has_forget<fifo_eviction>);
 
 }  // namespace kvkit

@@ -113,6 +113,7 @@ class lfu_eviction {
   }
 
  private:
+  /// @cond KVKIT_PRIVATE
   static constexpr std::uint32_t max_frequency = 0xFFFFFFFFu;
 
   void set_key(block_id b) noexcept {
@@ -135,8 +136,12 @@ class lfu_eviction {
   std::vector<std::uint32_t> freq_;
   std::uint64_t age_ = 0;
   std::uint64_t clock_ = 0;
+  /// @endcond
 };
 
 static_assert(eviction_policy<lfu_eviction>);
+static_assert(eviction_has_leaves_only<lfu_eviction>);
+static_assert(eviction_has_touch<lfu_eviction>);
+static_assert(eviction_has_forget<lfu_eviction>);
 
 }  // namespace kvkit

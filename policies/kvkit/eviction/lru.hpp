@@ -48,6 +48,10 @@ class lru_eviction {
   /// @return The block, or `invalid_block` when empty.
   [[nodiscard]] block_id victim() noexcept { return list_.pop_front(); }
 
+  /// @brief Starts loading the links erase(@p b) reads.
+  /// @param b A block id.
+  void prefetch(block_id b) const noexcept { list_.prefetch(b); }
+
   /// @brief Evictable blocks.
   /// @return The count.
   [[nodiscard]] std::uint32_t size() const noexcept { return list_.size(); }
@@ -66,5 +70,6 @@ class lru_eviction {
 };
 
 static_assert(eviction_policy<lru_eviction>);
+static_assert(eviction_has_prefetch<lru_eviction>);
 
 }  // namespace kvkit

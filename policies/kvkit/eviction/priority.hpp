@@ -220,6 +220,7 @@ class priority_eviction {
   }
 
  private:
+  /// @cond KVKIT_PRIVATE
   static constexpr std::int64_t forever = std::numeric_limits<std::int64_t>::max();
   static constexpr std::uint64_t unreleased = 0;
 
@@ -288,8 +289,14 @@ class priority_eviction {
   std::array<detail::list_ends, max_levels> lists_{};
   std::uint32_t nonempty_ = 0;
   std::uint32_t size_ = 0;
+  /// @endcond
 };
 
 static_assert(eviction_policy<priority_eviction>);
+static_assert(eviction_has_leaves_only<priority_eviction>);
+static_assert(eviction_has_touch<priority_eviction>);
+static_assert(eviction_has_forget<priority_eviction>);
+static_assert(eviction_has_batches<priority_eviction>);
+static_assert(eviction_has_options_constructor<priority_eviction>);
 
 }  // namespace kvkit

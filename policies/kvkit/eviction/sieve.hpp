@@ -121,5 +121,8 @@ class sieve_eviction {
 };
 
 static_assert(eviction_policy<sieve_eviction>);
+static_assert(eviction_has_leaves_only<sieve_eviction>);
+static_assert(eviction_has_touch<sieve_eviction>);
+static_assert(eviction_has_forget<sieve_eviction>);
 
 }  // namespace kvkit

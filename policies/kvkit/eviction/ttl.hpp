@@ -152,5 +152,9 @@ class ttl_eviction {
 };
 
 static_assert(eviction_policy<ttl_eviction>);
+static_assert(eviction_has_touch<ttl_eviction>);
+static_assert(eviction_has_expiry<ttl_eviction>);
+static_assert(eviction_has_batches<ttl_eviction>);
+static_assert(eviction_has_options_constructor<ttl_eviction>);
 
 }  // namespace kvkit

@@ -6,6 +6,7 @@
 #include <kvkit/concepts.hpp>
 #include <kvkit/detail/assert.hpp>
 #include <kvkit/hashing.hpp>
+#include <kvkit/matcher/detail/block_index.hpp>
 #include <kvkit/types.hpp>
 
 #include <bit>
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -47,11 +49,13 @@ struct hasher_digest<H> {
 /// @brief Matches prompts block by block through a chained hash of (parent hash, block tokens),
 /// rooted in a namespace key (cache seed, tenant salt, extra keys).
 ///
-/// State: one 64-bit hash per block and an open-addressing table of block ids (linear probing,
-/// load factor at most 1/2, deletion by backward shift, no tombstones): 16 bytes per block, no heap
-/// allocation after construction. Equal hashes of different blocks may coexist: find() walks every
-/// candidate with the hash and returns the first one the cache's verifier accepts, so a collision
-/// costs a comparison, never a wrong hit.
+/// State: an open-addressing table of (32-bit fingerprint, block id) slots, two per block, linear
+/// probing, deletion by backward shift, no tombstones; plus each block's fingerprint: 20 bytes per
+/// block, no heap allocation after construction. A lookup compares fingerprints in the slots it
+/// probes, so only a candidate whose fingerprint matches is handed to the cache's verifier (which
+/// compares the block's stored tokens and parent link). Equal hashes of different blocks may
+/// coexist: find() offers each to the verifier, so a collision costs a comparison, never a wrong
+/// hit. prefetch() lets the cache overlap the lookups of a long prompt.
 /// @tparam Hasher Provides `std::uint64_t chain(std::uint64_t parent, std::span<const token_id>)
 /// const` and construction from a 64-bit seed; @ref xxh3_hasher by default. A wide hasher, whose
 /// digest does not fit the 64-bit key (e.g. @ref vllm_hasher's SHA-256), provides instead
@@ -64,6 +68,10 @@ class basic_hash_matcher {
   /// @brief Policy name used in benchmarks and replays.
   static constexpr std::string_view name = "hash";
 
+  /// @brief With the default hasher, a block's cursor is the cache's content key of the block
+  /// (see @ref kvkit::matcher_cursor_is_block_key).
+  static constexpr bool cursor_is_block_key = std::is_same_v<Hasher, xxh3_hasher>;
+
   /// @brief A position in a chain: the hash of the chain up to and including a block.
   struct cursor {
     std::uint64_t hash = 0;  ///< Chained hash (the table key).
@@ -75,10 +83,7 @@ class basic_hash_matcher {
   /// @param capacity Blocks in the pool.
   /// @param seed Key of the hash (one random value per cache).
   basic_hash_matcher(std::uint32_t capacity, std::uint64_t seed)
-      : hasher_(seed),
-        hash_(capacity, 0),
-        table_(std::bit_ceil(std::max<std::size_t>(2, std::size_t{capacity} * 2)), invalid_block),
-        mask_(table_.size() - 1) {}
+      : hasher_(seed), index_(capacity) {}
 
   /// @brief The start of a chain in a namespace.
   /// @param ns_node The namespace's node id (unused: the key identifies the namespace).
@@ -116,71 +121,47 @@ class basic_hash_matcher {
   /// @return The block, or `invalid_block`.
   template <class Verify>
   [[nodiscard]] block_id find(const cursor& c, Verify&& verify) const {
-    for (std::size_t i = c.hash & mask_;; i = (i + 1) & mask_) {
-      const block_id b = table_[i];
-      if (b == invalid_block)
-        return invalid_block;
-      if (hash_[b] == c.hash && verify(b))
-        return b;
-    }
+    return index_.find(c.hash, verify);
   }
+
+  /// @brief The block a find() of @p c would offer the verifier first, unverified.
+  /// @param c A child cursor from child().
+  /// @return The block, or `invalid_block`.
+  [[nodiscard]] block_id peek(const cursor& c) const noexcept { return index_.peek(c.hash); }
+
+  /// @brief Starts loading the table slot a find() of @p c reads first.
+  /// @param c A child cursor from child().
+  void prefetch(const cursor& c) const noexcept { index_.prefetch(c.hash); }
 
   /// @brief Registers block @p b under the key of @p c.
   /// @param c A child cursor from child().
   /// @param b A block not registered yet.
-  void insert(const cursor& c, block_id b) noexcept {
-    KVKIT_ASSERT(size_ < hash_.size(), "hash_matcher::insert: more blocks than capacity");
-    hash_[b] = c.hash;
-    std::size_t i = c.hash & mask_;
-    while (table_[i] != invalid_block)
-      i = (i + 1) & mask_;
-    table_[i] = b;
-    ++size_;
-  }
+  void insert(const cursor& c, block_id b) noexcept { index_.insert(c.hash, b); }
 
   /// @brief Forgets block @p b.
   /// @param b A registered block.
-  void erase(block_id b) noexcept {
-    std::size_t i = hash_[b] & mask_;
-    while (table_[i] != b) {
-      KVKIT_ASSERT(table_[i] != invalid_block, "hash_matcher::erase: block not registered");
-      i = (i + 1) & mask_;
-    }
-    // Backward-shift deletion: pull later entries of the probe run into the hole.
-    std::size_t hole = i;
-    for (std::size_t j = (i + 1) & mask_; table_[j] != invalid_block; j = (j + 1) & mask_) {
-      const std::size_t home = hash_[table_[j]] & mask_;
-      // Move j into the hole if its home is not in the cyclic range (hole, j].
-      if (((j - home) & mask_) >= ((j - hole) & mask_)) {
-        table_[hole] = table_[j];
-        hole = j;
-      }
-    }
-    table_[hole] = invalid_block;
-    --size_;
-  }
+  void erase(block_id b) noexcept { index_.erase(b); }
 
   /// @brief Registered blocks.
   /// @return The count.
-  [[nodiscard]] std::uint32_t size() const noexcept { return size_; }
+  [[nodiscard]] std::uint32_t size() const noexcept { return index_.size(); }
 
   /// @brief Bytes of bookkeeping.
-  /// @return Hash array plus table.
-  [[nodiscard]] std::size_t metadata_bytes() const noexcept {
-    return hash_.size() * sizeof(std::uint64_t) + table_.size() * sizeof(block_id);
-  }
+  /// @return Fingerprints plus table.
+  [[nodiscard]] std::size_t metadata_bytes() const noexcept { return index_.metadata_bytes(); }
 
  private:
   Hasher hasher_;
-  std::vector<std::uint64_t> hash_;
-  std::vector<block_id> table_;
-  std::size_t mask_;
-  std::uint32_t size_ = 0;
+  detail::block_index index_;
 };
 
 /// @brief The hash matcher with the default keyed xxHash3 hasher.
 using hash_matcher = basic_hash_matcher<xxh3_hasher>;
 
 static_assert(prefix_matcher<hash_matcher>);
+static_assert(matcher_has_prefetch<hash_matcher>);
+static_assert(matcher_has_peek<hash_matcher>);
+static_assert(matcher_cursor_is_block_key<hash_matcher>);
+static_assert(!matcher_has_bind<hash_matcher>);
 
 }  // namespace kvkit

@@ -90,13 +90,17 @@ class radix_matcher {
 
   /// @brief The child of @p parent sharing the most leading tokens with @p tokens.
   /// @tparam Score Callable `std::uint32_t(block_id)`: leading tokens a candidate shares.
+  /// @tparam Tree A @ref kvkit::block_tree_reader (unused: the index groups children by their
+  /// first token).
   /// @param parent The parent's cursor.
   /// @param tokens The prompt's tokens for the next block (not empty).
   /// @param score Counts the shared leading tokens of a candidate (0 rejects it).
+  /// @param tree The cache's block tree.
   /// @return The best candidate, or `invalid_block`.
-  template <class Score>
+  template <class Score, class Tree>
   [[nodiscard]] block_id find_partial(const cursor& parent, std::span<const token_id> tokens,
-                                      Score&& score) const {
+                                      Score&& score, const Tree& tree) const {
+    (void)tree;
     if (tokens.empty())
       return invalid_block;
     block_id best = invalid_block;
@@ -201,5 +205,7 @@ class radix_matcher {
 };
 
 static_assert(prefix_matcher<radix_matcher>);
+static_assert(matcher_has_find_partial<radix_matcher>);
+static_assert(matcher_has_bind<radix_matcher>);
 
 }  // namespace kvkit

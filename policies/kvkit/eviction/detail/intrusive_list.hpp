@@ -4,6 +4,7 @@
 /// threaded through two flat `uint32_t` arrays (8 bytes per block). Not a public header.
 #pragma once
 
+#include <kvkit/detail/flat_array.hpp>
 #include <kvkit/types.hpp>
 
 #include <cstddef>
@@ -22,7 +23,7 @@ struct list_ends {
   block_id tail = invalid_block;
 };
 
-/// @brief The `prev` and `next` links of every block of a pool, in two flat `uint32_t` arrays
+/// @brief The `prev` and `next` links of every block of a pool, side by side in one flat array
 /// sized at construction, shared by any number of disjoint lists (each a
 /// @ref kvkit::detail::list_ends).
 ///
@@ -33,35 +34,37 @@ class intrusive_links {
  public:
   /// @brief Makes the links of a pool of @p capacity blocks, none of them in a list.
   /// @param capacity Blocks in the pool.
-  explicit intrusive_links(std::uint32_t capacity)
-      : prev_(capacity, unlinked), next_(capacity, unlinked) {}
+  explicit intrusive_links(std::uint32_t capacity) : links_(capacity, link{unlinked, unlinked}) {}
+
+  /// @brief Starts loading the links of @p b.
+  /// @param b A block id below the capacity.
+  void prefetch(block_id b) const noexcept { __builtin_prefetch(&links_[b]); }
 
   /// @brief Whether @p b is in a list.
   /// @param b A block id below the capacity.
   /// @return True when @p b is linked.
-  [[nodiscard]] bool contains(block_id b) const noexcept { return prev_[b] != unlinked; }
+  [[nodiscard]] bool contains(block_id b) const noexcept { return links_[b].prev != unlinked; }
 
   /// @brief The block after @p b (toward the newest end) in its list.
   /// @param b A block in a list.
   /// @return The next block, or `invalid_block` when @p b is the newest.
-  [[nodiscard]] block_id next(block_id b) const noexcept { return next_[b]; }
+  [[nodiscard]] block_id next(block_id b) const noexcept { return links_[b].next; }
 
   /// @brief The block before @p b (toward the oldest end) in its list.
   /// @param b A block in a list.
   /// @return The previous block, or `invalid_block` when @p b is the oldest.
-  [[nodiscard]] block_id prev(block_id b) const noexcept { return prev_[b]; }
+  [[nodiscard]] block_id prev(block_id b) const noexcept { return links_[b].prev; }
 
   /// @brief Inserts @p b just before @p pos in @p list.
   /// @param list The ends of the list holding @p pos.
   /// @param pos A block in @p list.
   /// @param b A block in no list.
   void insert_before(list_ends& list, block_id pos, block_id b) noexcept {
-    const block_id p = prev_[pos];
-    prev_[b] = p;
-    next_[b] = pos;
-    prev_[pos] = b;
+    const block_id p = links_[pos].prev;
+    links_[b] = link{p, pos};
+    links_[pos].prev = b;
     if (p != invalid_block) {
-      next_[p] = b;
+      links_[p].next = b;
     } else {
       list.head = b;
     }
@@ -71,10 +74,9 @@ class intrusive_links {
   /// @param list The list's ends.
   /// @param b A block in no list.
   void push_back(list_ends& list, block_id b) noexcept {
-    prev_[b] = list.tail;
-    next_[b] = invalid_block;
+    links_[b] = link{list.tail, invalid_block};
     if (list.tail != invalid_block) {
-      next_[list.tail] = b;
+      links_[list.tail].next = b;
     } else {
       list.head = b;
     }
@@ -85,38 +87,41 @@ class intrusive_links {
   /// @param list The ends of the list holding @p b.
   /// @param b A block in @p list.
   void unlink(list_ends& list, block_id b) noexcept {
-    const block_id p = prev_[b];
-    const block_id n = next_[b];
+    const block_id p = links_[b].prev;
+    const block_id n = links_[b].next;
     if (p != invalid_block) {
-      next_[p] = n;
+      links_[p].next = n;
     } else {
       list.head = n;
     }
     if (n != invalid_block) {
-      prev_[n] = p;
+      links_[n].prev = p;
     } else {
       list.tail = p;
     }
-    prev_[b] = next_[b] = unlinked;
+    links_[b] = link{unlinked, unlinked};
   }
 
   /// @brief Bytes of the link arrays.
   /// @return 8 bytes per block.
-  [[nodiscard]] std::size_t bytes() const noexcept {
-    return (prev_.size() + next_.size()) * sizeof(block_id);
-  }
+  [[nodiscard]] std::size_t bytes() const noexcept { return links_.bytes(); }
 
  private:
   static constexpr block_id unlinked = invalid_block - 1;
 
-  std::vector<block_id> prev_;
-  std::vector<block_id> next_;
+  /// A block's two links side by side: one cache line serves both.
+  struct link {
+    block_id prev;
+    block_id next;
+  };
+
+  flat_array<link> links_;
 };
 
 /// @brief One list of block ids, oldest first, with its own links and count: the order of
 /// @ref kvkit::lru_eviction, @ref kvkit::ttl_eviction and @ref kvkit::sieve_eviction.
 ///
-/// Two flat `uint32_t` arrays (8 bytes per block); every operation is O(1), inline and never
+/// One flat array of link pairs (8 bytes per block); every operation is O(1), inline and never
 /// allocates. The caller checks the preconditions.
 class intrusive_list {
  public:
@@ -128,6 +133,10 @@ class intrusive_list {
   /// @param b A block id below the capacity.
   /// @return True when @p b is in the list.
   [[nodiscard]] bool contains(block_id b) const noexcept { return links_.contains(b); }
+
+  /// @brief Starts loading the links of @p b.
+  /// @param b A block id below the capacity.
+  void prefetch(block_id b) const noexcept { links_.prefetch(b); }
 
   /// @brief Blocks in the list.
   /// @return The count.

@@ -1,8 +1,9 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 /// @file
-/// @brief Conformance suite for `kvkit::block_allocator` policies.
+/// @brief Conformance suite for `kvkit::block_allocator` policies (part of the test kit, see
+/// docs/testing.md; needs GoogleTest).
 ///
-/// Instantiate it for a new allocator with
+/// Instantiate it for a new allocator, inside `namespace kvkit::testing`, with
 /// `INSTANTIATE_TYPED_TEST_SUITE_P(my_name, allocator_conformance, ::testing::Types<my_alloc>);`
 #pragma once
 
@@ -17,7 +18,7 @@
 #include <set>
 #include <vector>
 
-namespace kvkit::test {
+namespace kvkit::testing {
 
 template <class A>
 class allocator_conformance : public ::testing::Test {};
@@ -105,5 +106,7 @@ TYPED_TEST_P(allocator_conformance, RandomSequencesNeverHandOutAHeldId) {
 REGISTER_TYPED_TEST_SUITE_P(allocator_conformance, SatisfiesConcept,
                             HandsOutEveryIdExactlyOnceThenInvalid, DeallocateThenAllocateReuses,
                             RandomSequencesNeverHandOutAHeldId);
+// A project may include this header and instantiate only some of its suites.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(allocator_conformance);
 
-}  // namespace kvkit::test
+}  // namespace kvkit::testing

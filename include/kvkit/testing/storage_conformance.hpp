@@ -1,13 +1,14 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 /// @file
-/// @brief Conformance suite for `kvkit::kv_storage` policies.
+/// @brief Conformance suite for `kvkit::kv_storage` policies (part of the test kit, see
+/// docs/testing.md; needs GoogleTest).
 ///
 /// A storage type is made through `storage_conformance_traits<S>::make(layout)`; the default calls
 /// `S::create(layout)` after setting `layout.type` to `dtype_of<S::element_type>` when the storage
 /// names an element type. Specialize the traits for a storage that is made differently.
 /// Storages with element access (`at()`) get their bytes and copies checked element by element;
 /// bookkeeping-only storages must report 0 bytes.
-/// Instantiate with
+/// Instantiate, inside `namespace kvkit::testing`, with
 /// `INSTANTIATE_TYPED_TEST_SUITE_P(my_name, storage_conformance, ::testing::Types<my_storage>);`
 #pragma once
 
@@ -23,7 +24,7 @@
 #include <type_traits>
 #include <utility>
 
-namespace kvkit::test {
+namespace kvkit::testing {
 
 template <class S>
 struct storage_conformance_traits {
@@ -169,5 +170,7 @@ TYPED_TEST_P(storage_conformance, MovePreservesLayoutAndContents) {
 REGISTER_TYPED_TEST_SUITE_P(storage_conformance, SatisfiesConcept, LayoutIsTheOneItWasMadeWith,
                             BytesAreTheLayoutsOrNone, CopyBlockCopiesEveryLayerKAndVAndNothingElse,
                             MovePreservesLayoutAndContents);
+// A project may include this header and instantiate only some of its suites.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(storage_conformance);
 
-}  // namespace kvkit::test
+}  // namespace kvkit::testing

@@ -1,10 +1,12 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 /// @file
-/// @brief Conformance suite for `kvkit::eviction_policy` policies.
+/// @brief Conformance suite for `kvkit::eviction_policy` policies (part of the test kit, see
+/// docs/testing.md; needs GoogleTest).
 ///
 /// It checks only what every policy promises (victims are evictable blocks, each once; erase and
 /// size behave); the order of victims is policy specific and tested beside each policy.
-/// Instantiate with
+/// The optional members (touch, forget, expiry) are called through `kvkit::policy_traits`, as the
+/// cache calls them. Instantiate, inside `namespace kvkit::testing`, with
 /// `INSTANTIATE_TYPED_TEST_SUITE_P(my_name, eviction_conformance, ::testing::Types<my_policy>);`
 #pragma once
 
@@ -18,40 +20,25 @@
 #include <set>
 #include <vector>
 
-namespace kvkit::test {
+namespace kvkit::testing {
 
-/// @brief Calls the optional `touch` member when the policy has one, as a cache would.
+/// @brief Calls the optional `touch` member as a cache would (nothing when there is none).
 template <class E>
 void touch_if_supported(E& e, block_id b, std::uint64_t tick) {
-  if constexpr (requires(access_info a) { e.touch(b, a); }) {
-    e.touch(b, access_info{tick, static_cast<std::uint32_t>(tick % 3)});
-  }
-  (void)e;
-  (void)b;
-  (void)tick;
+  policy_traits<E>::touch(e, b, access_info{tick, static_cast<std::uint32_t>(tick % 3)});
 }
 
-/// @brief Calls the optional `forget` member when the policy has one, as a cache would after it
-/// frees a block.
+/// @brief Calls the optional `forget` member as a cache would after it frees a block.
 template <class E>
 void forget_if_supported(E& e, block_id b) {
-  if constexpr (requires { e.forget(b); }) {
-    e.forget(b);
-  }
-  (void)e;
-  (void)b;
+  policy_traits<E>::forget(e, b);
 }
 
-/// @brief Calls the optional `pop_expired` member when the policy has one.
+/// @brief Calls the optional `pop_expired` member.
 /// @return Its result, or `invalid_block` for a policy without expiry.
 template <class E>
 block_id pop_expired_if_supported(E& e) {
-  if constexpr (requires { e.pop_expired(); }) {
-    return e.pop_expired();
-  } else {
-    (void)e;
-    return invalid_block;
-  }
+  return policy_traits<E>::pop_expired(e);
 }
 
 template <class E>
@@ -263,5 +250,7 @@ REGISTER_TYPED_TEST_SUITE_P(eviction_conformance, SatisfiesConcept, EmptyHasNoVi
                             VictimsAreTheInsertedNotErasedBlocksEachOnce, EraseRemovesEveryBlock,
                             RandomSequencesMatchASetModel, TouchBeforeInsertAndForgetAfterVictim,
                             RandomCacheLikeSequencesMatchASetModel);
+// A project may include this header and instantiate only some of its suites.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(eviction_conformance);
 
-}  // namespace kvkit::test
+}  // namespace kvkit::testing

@@ -1,19 +1,21 @@
 // Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
 /// @file
-/// @brief Conformance suite for `kvkit::prefix_matcher` policies.
+/// @brief Conformance suite for `kvkit::prefix_matcher` policies (part of the test kit, see
+/// docs/testing.md; needs GoogleTest).
 ///
 /// The suite drives a matcher the way `prefix_cache` does: cursors come from `root()` and
 /// `child()`, a parent's cursor is re-derived by walking its chain (calling the optional `bind`
 /// after each found block), and `find()` gets a verifier that compares the candidate's recorded
 /// parent and tokens, so the verifier, not the hash, decides what a hit is. Blocks are erased
 /// leaves first, as the cache evicts them.
-/// Instantiate with
+/// Instantiate, inside `namespace kvkit::testing`, with
 /// `INSTANTIATE_TYPED_TEST_SUITE_P(my_name, matcher_conformance, ::testing::Types<my_matcher>);`
 ///
-/// Matchers with the optional `find_partial` (partial-block reuse) also run
+/// Matchers with the optional `find_partial` (@ref kvkit::matcher_has_find_partial) also run
 /// `matcher_partial_conformance`, which checks it against a model: the child of the given parent
 /// that shares the most leading tokens with the query wins, and a candidate scored 0 is never
-/// returned.
+/// returned. The harness hands find_partial() a block tree of its own (the children of each node,
+/// newest first), as the cache hands it its block tree.
 #pragma once
 
 #include <kvkit/concepts.hpp>
@@ -29,7 +31,46 @@
 #include <span>
 #include <vector>
 
-namespace kvkit::test {
+namespace kvkit::testing {
+
+/// @brief The children of each node, newest first: a @ref kvkit::block_tree_reader over the
+/// blocks a harness registered.
+class harness_tree {
+ public:
+  explicit harness_tree(std::uint32_t capacity)
+      : capacity_(capacity), first_(capacity, invalid_block), next_(capacity, invalid_block) {}
+  [[nodiscard]] block_id first_child(std::uint32_t node) const {
+    if (node < capacity_)
+      return first_[node];
+    const auto it = roots_.find(node);
+    return it == roots_.end() ? invalid_block : it->second;
+  }
+  [[nodiscard]] block_id next_sibling(block_id b) const { return next_[b]; }
+  void link(block_id b, std::uint32_t parent) {
+    block_id& head = head_of(parent);
+    next_[b] = head;
+    head = b;
+  }
+  void unlink(block_id b, std::uint32_t parent) {
+    block_id* at = &head_of(parent);
+    while (*at != b) {
+      ASSERT_NE(*at, invalid_block) << "block " << b << " is not a child of " << parent;
+      at = &next_[*at];
+    }
+    *at = next_[b];
+    next_[b] = invalid_block;
+  }
+
+ private:
+  block_id& head_of(std::uint32_t node) {
+    return node < capacity_ ? first_[node] : roots_.try_emplace(node, invalid_block).first->second;
+  }
+  std::uint32_t capacity_;
+  std::vector<block_id> first_;
+  std::vector<block_id> next_;
+  std::map<std::uint32_t, block_id> roots_;
+};
+static_assert(block_tree_reader<harness_tree>);
 
 /// @brief A matcher plus a record of what was registered in it: each block's parent node and
 /// tokens (the model), and helpers that use the matcher as a cache does.
@@ -42,14 +83,19 @@ class matcher_harness {
   matcher_harness(std::uint32_t capacity, std::uint64_t seed)
       : capacity_(capacity),
         m_(capacity, seed),
+        tree_(capacity),
         registered_(capacity, false),
         parent_(capacity, no_parent),
         tokens_(capacity) {}
 
   M& matcher() { return m_; }
+  /// The block tree of the registered blocks (what a cache hands to find_partial()).
+  [[nodiscard]] const harness_tree& tree() const { return tree_; }
   [[nodiscard]] std::uint32_t capacity() const { return capacity_; }
   /// Node id of namespace @p ns (as the cache numbers them: after the blocks).
-  [[nodiscard]] std::uint32_t ns_node(std::uint32_t ns) const { return capacity_ + ns; }
+  [[nodiscard]] std::uint32_t ns_node(std::uint32_t ns) const {
+    return namespace_node(ns, capacity_);
+  }
   [[nodiscard]] static std::uint64_t ns_key(std::uint32_t ns) {
     return 0x9E3779B97F4A7C15ull * (ns + 1) ^ 0x1234567ull;
   }
@@ -60,8 +106,8 @@ class matcher_harness {
   /// The cursor of @p node (a namespace node or a registered block), derived by walking its chain
   /// from the namespace root. Records a failure when a block on the way is not found.
   cursor cursor_of(std::uint32_t node) {
-    if (node >= capacity_)
-      return m_.root(node, ns_key(node - capacity_));
+    if (is_namespace_node(node, capacity_))
+      return m_.root(node, ns_key(namespace_index(node, capacity_)));
     const cursor parent_cursor = cursor_of(parent_[node]);
     cursor c = m_.child(parent_cursor, tokens_[node]);
     const block_id found = m_.find(c, verifier(parent_[node], tokens_[node]));
@@ -92,6 +138,7 @@ class matcher_harness {
     registered_[b] = true;
     parent_[b] = parent;
     tokens_[b] = std::move(tokens);
+    tree_.link(b, parent);
     bind(c, b);
   }
 
@@ -132,6 +179,7 @@ class matcher_harness {
     ASSERT_TRUE(registered_[b]);
     m_.erase(b);
     registered_[b] = false;
+    tree_.unlink(b, parent_[b]);
   }
 
   [[nodiscard]] bool has_child(block_id b) const {
@@ -152,15 +200,11 @@ class matcher_harness {
   }
 
  private:
-  void bind(cursor& c, block_id b) {
-    if constexpr (requires { m_.bind(c, b); })
-      m_.bind(c, b);
-    (void)c;
-    (void)b;
-  }
+  void bind(cursor& c, block_id b) { matcher_traits<M>::bind(m_, c, b); }
 
   std::uint32_t capacity_;
   M m_;
+  harness_tree tree_;
   std::vector<bool> registered_;
   std::vector<std::uint32_t> parent_;
   std::vector<std::vector<token_id>> tokens_;
@@ -349,16 +393,14 @@ REGISTER_TYPED_TEST_SUITE_P(matcher_conformance, SatisfiesConcept, FindOnEmptyRe
                             InsertThenFindWithAcceptingVerifier, RejectingVerifierMeansNoHit,
                             EraseThenFindReturnsInvalid, FullPoolOfLookalikeBlocksAllFindable,
                             RandomInsertEraseMatchesAMultimapModel);
+// A project may include this header and instantiate only some of its suites.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(matcher_conformance);
 
 // ---- find_partial (optional member) ---------------------------------------------------------
 
-/// Whether @p M has `find_partial(parent cursor, tokens, score)`.
+/// Whether @p M has `find_partial` (@ref kvkit::matcher_has_find_partial).
 template <class M>
-inline constexpr bool has_find_partial = requires(const M& m, const typename M::cursor& c,
-                                                  std::span<const token_id> t,
-                                                  std::uint32_t (*score)(block_id)) {
-  { m.find_partial(c, t, score) } -> std::same_as<block_id>;
-};
+inline constexpr bool has_find_partial = matcher_has_find_partial<M>;
 
 template <class M>
 class matcher_partial_conformance : public ::testing::Test {
@@ -370,7 +412,8 @@ class matcher_partial_conformance : public ::testing::Test {
   static block_id partial(matcher_harness<M>& h, std::uint32_t parent,
                           const std::vector<token_id>& tokens) {
     const auto c = h.cursor_of(parent);
-    return h.matcher().find_partial(c, std::span<const token_id>(tokens), h.scorer(parent, tokens));
+    return h.matcher().find_partial(c, std::span<const token_id>(tokens), h.scorer(parent, tokens),
+                                    h.tree());
   }
 };
 
@@ -385,9 +428,9 @@ TYPED_TEST_P(matcher_partial_conformance, NoChildrenMeansNoCandidate) {
     ++calls;
     return 4;
   };
-  EXPECT_EQ(
-      h.matcher().find_partial(h.cursor_of(h.ns_node(0)), std::span<const token_id>(q), score),
-      invalid_block);
+  EXPECT_EQ(h.matcher().find_partial(h.cursor_of(h.ns_node(0)), std::span<const token_id>(q), score,
+                                     h.tree()),
+            invalid_block);
   EXPECT_EQ(calls, 0) << "no registered block to score";
   // A child elsewhere (another namespace, another parent) is not a candidate here.
   h.insert(3, h.ns_node(1), {1, 2, 3, 9});
@@ -446,20 +489,21 @@ TYPED_TEST_P(matcher_partial_conformance, ScoreZeroRejectsAndTheScoreDecides) {
   const auto with_rejected = [&](block_id b) -> std::uint32_t {
     return std::find(rejected.begin(), rejected.end(), b) != rejected.end() ? 0 : base(b);
   };
-  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), with_rejected), 10u);
+  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), with_rejected, h.tree()), 10u);
   rejected = {10};
-  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), with_rejected), 11u);
+  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), with_rejected, h.tree()), 11u);
   rejected = {10, 11};
-  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), with_rejected), 12u);
+  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), with_rejected, h.tree()), 12u);
   rejected = {10, 11, 12};
-  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), with_rejected), invalid_block);
+  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), with_rejected, h.tree()),
+            invalid_block);
   // Every candidate that could win must have been offered to the score.
   std::vector<block_id> offered;
   const auto recording = [&](block_id b) -> std::uint32_t {
     offered.push_back(b);
     return 0;
   };
-  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), recording), invalid_block);
+  EXPECT_EQ(m.find_partial(at, std::span<const token_id>(q), recording, h.tree()), invalid_block);
   for (block_id b : {10u, 11u, 12u}) {
     EXPECT_NE(std::find(offered.begin(), offered.end(), b), offered.end()) << "block " << b;
   }
@@ -546,5 +590,7 @@ TYPED_TEST_P(matcher_partial_conformance, RandomTreeMatchesTheModel) {
 REGISTER_TYPED_TEST_SUITE_P(matcher_partial_conformance, NoChildrenMeansNoCandidate,
                             LongestSharedRunWins, ScoreZeroRejectsAndTheScoreDecides,
                             ErasedBlocksAreNeverReturned, RandomTreeMatchesTheModel);
+// A project may include this header and instantiate only some of its suites.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(matcher_partial_conformance);
 
-}  // namespace kvkit::test
+}  // namespace kvkit::testing
