@@ -19,6 +19,7 @@
 # sanitizer report) counts as a failure; its input is kept in OUT_DIR/crashes/ and the campaign
 # goes on. ASan records no allocation stacks here (faster); replay a crash input to see them:
 #   FUZZER OUT_DIR/crashes/crash-<sha1>
+# KVKIT_FIRST_COMBINATION=K in the environment starts at combination K (a resumed campaign).
 # summary.csv: combination,name,operations,inputs,runs,failures,seconds. The last line of the
 # output gives the totals and the rate.
 set -euo pipefail
@@ -44,7 +45,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-malloc_context_size=0}"
 all_ops=0
 all_failures=0
 start_all=${SECONDS}
-for ((c = 0; c < combinations; ++c)); do
+for ((c = ${KVKIT_FIRST_COMBINATION:-0}; c < combinations; ++c)); do
   corpus="${out}/corpus/${c}"
   seeds="${out}/seeds/${c}"
   mkdir -p "${corpus}" "${seeds}"
@@ -75,8 +76,8 @@ for ((c = 0; c < combinations; ++c)); do
     [[ -n "${name}" ]] || name=$(sed -n 's/^kvkit-fuzz: only combination [0-9]* (\(.*\))$/\1/p' "${log}" | head -n 1)
     ops=$((ops + ${done_ops:-0}))
     inputs=$((inputs + ${done_inputs:-0}))
-    if [[ -z "${done_ops}" && ${rc} -ne 0 ]]; then
-      break  # no operations at all: the executable does not run; stop this combination
+    if [[ ${rc} -ne 0 && "${done_ops:-0}" -eq 0 ]]; then
+      break  # a failed run without a single operation: the executable cannot run; stop here
     fi
   done
   seconds=$((SECONDS - start))
