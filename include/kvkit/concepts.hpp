@@ -21,6 +21,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <type_traits>
@@ -435,6 +436,13 @@ struct block_event {
   std::uint64_t tenant_salt = 0;     ///< Tenant salt of its namespace.
   std::uint64_t session_id = 0;      ///< Session of its namespace.
   std::span<const std::uint64_t> extra_keys;  ///< Extra keys of its namespace.
+  /// Its parent block, or `invalid_block` when its parent is the namespace root (the block
+  /// starts a chain).
+  block_id parent_block = invalid_block;
+  /// In `on_stored` only: the matcher's 64-bit key of the block, when the matcher's cursor
+  /// carries one (a `hash` member: `hash_matcher`'s equals `key`, `vllm_hash_matcher`'s is
+  /// vLLM's block hash); empty otherwise.
+  std::optional<std::uint64_t> matcher_key{};
 };
 
 /// @brief Optional listener member: `void on_stored(const kvkit::block_event&)`, called when a

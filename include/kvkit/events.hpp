@@ -7,12 +7,14 @@
 /// `AllBlocksCleared`): the block's 64-bit chained content key, its parent's key, its tokens, the
 /// block size, the namespace (tenant salt and extra keys) and the storage medium. The wire format
 /// (vLLM's msgpack schema over ZeroMQ) lives in the optional `kvkit::events` library
-/// (`<kvkit/events/zmq_publisher.hpp>`); this header has no dependency.
+/// (`<kvkit/events/zmq_publisher.hpp>`); this header has no dependency. A `prefix_cache` reports
+/// its events to a sink through kvkit::event_listener (`<kvkit/event_listener.hpp>`).
 ///
 /// Event views (`std::span`, `std::string_view`) are valid only during the call that receives
 /// them; a sink that keeps an event copies it (as kvkit::recording_event_sink does).
 #pragma once
 
+#include <kvkit/concepts.hpp>
 #include <kvkit/types.hpp>
 
 #include <concepts>
@@ -35,14 +37,8 @@ inline constexpr std::string_view medium_cpu = "CPU";
 /// @brief Medium name of storage below memory, as vLLM reports it (`MEDIUM_STORAGE`).
 inline constexpr std::string_view medium_storage = "STORAGE";
 
-/// @brief Why a cached block stopped being reusable.
-enum class removal_reason : std::uint8_t {
-  evicted,      ///< Chosen by the eviction policy to make room.
-  invalidated,  ///< Removed by an invalidation (tenant, session, extra key).
-  expired,      ///< Idle past its retention time.
-};
-
-/// @brief Short name of a removal reason, e.g. "evicted".
+/// @brief Short name of a removal reason (@ref kvkit::removal_reason, from
+/// `<kvkit/concepts.hpp>`), e.g. "evicted".
 /// @param r The reason.
 /// @return A static string.
 constexpr std::string_view to_string(removal_reason r) noexcept {
@@ -53,6 +49,10 @@ constexpr std::string_view to_string(removal_reason r) noexcept {
       return "invalidated";
     case removal_reason::expired:
       return "expired";
+    case removal_reason::released:
+      return "released";
+    case removal_reason::cleared:
+      return "cleared";
   }
   return "unknown";
 }

@@ -14,6 +14,7 @@ set(KVKIT_EVENTS_TEST_PYTHON "" CACHE FILEPATH
 function(kvkit_events_tests)
   set(_dir "${CMAKE_CURRENT_SOURCE_DIR}/events")
   kvkit_add_test("${_dir}/event_sink_test.cpp")
+  kvkit_add_test("${_dir}/cache_events_test.cpp")
 
   if(KVKIT_VLLM_HASHING_ENABLED OR KVKIT_EVENTS_ENABLED)
     find_package(nlohmann_json 3 QUIET CONFIG)
@@ -29,6 +30,8 @@ function(kvkit_events_tests)
       kvkit::vllm_hashing nlohmann_json::nlohmann_json)
     target_compile_definitions(kvkit_events_vllm_hashing_test PRIVATE
       "KVKIT_VLLM_HASH_VECTORS=\"${_dir}/data/vllm_hash_vectors.json\"")
+    kvkit_add_test("${_dir}/cache_vllm_events_test.cpp")
+    target_link_libraries(kvkit_events_cache_vllm_events_test PRIVATE kvkit::vllm_hashing)
   endif()
 
   if(NOT KVKIT_EVENTS_ENABLED)

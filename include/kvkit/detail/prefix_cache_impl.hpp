@@ -242,6 +242,8 @@ block_event prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::descr
   e.parent_key = tree_.node_key(tree_.parent(b));
   e.tokens = tree_.tokens(b);
   std::uint32_t node = tree_.parent(b);
+  if (!is_namespace_node(node, tree_.capacity()))
+    e.parent_block = node;
   while (!is_namespace_node(node, tree_.capacity()))
     node = tree_.parent(node);
   const detail::namespace_entry& ns = namespaces_[namespace_index(node, tree_.capacity())];
@@ -308,8 +310,12 @@ void prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::store(sequen
   tree_.link(b, s.last_node, toks, first_generated, !namespaces_.indexed(s.ns), key);
   matcher_.insert(at, b);
   eviction_traits::touch(evict_, b, access_info{tick_, s.request_class});
-  if constexpr (listener_has_on_stored<Listener>)
-    listener_.on_stored(describe(b));
+  if constexpr (listener_has_on_stored<Listener>) {
+    block_event e = describe(b);
+    if constexpr (requires { std::uint64_t{at.hash}; })
+      e.matcher_key = at.hash;
+    listener_.on_stored(e);
+  }
 }
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
