@@ -165,7 +165,9 @@ struct resident_block {
 /// @brief The blocks a stream of events leaves stored: what a router's index holds for one engine.
 ///
 /// Apply events in order: a stored event adds its block, a removed event takes one copy of it
-/// away, a clear empties the set (a clear of one medium empties the blocks of that medium).
+/// away, a clear empties the set (a clear of one medium empties the blocks of that medium). An
+/// empty medium in a stored event stands for @ref medium_gpu, as on the wire
+/// (`vllm_wire_options::medium`).
 class resident_set {
  public:
   /// @brief Applies one event.
@@ -177,7 +179,7 @@ class resident_set {
         if (b.block.copies == 0) {
           b.block.parent_hash = e.parent_hash;
           b.block.tokens = e.tokens;
-          b.medium = e.medium;
+          b.medium = e.medium.empty() ? std::string(medium_gpu) : e.medium;
         }
         ++b.block.copies;
         break;

@@ -85,6 +85,11 @@ TEST(ResidentSet, CountsCopiesAndClearsByMedium) {
   s.apply({.kind = kvkit::event_kind::cleared, .medium = "CPU"});
   EXPECT_TRUE(s.contains(1));
   EXPECT_FALSE(s.contains(2));
+  s.apply(b);
+  s.apply({.kind = kvkit::event_kind::cleared, .medium = "GPU"});  // `a` named none: GPU
+  EXPECT_FALSE(s.contains(1));
+  EXPECT_TRUE(s.contains(2));
+  s.apply(a);
   s.apply({.kind = kvkit::event_kind::cleared});  // every medium
   EXPECT_EQ(s.size(), 0u);
 }

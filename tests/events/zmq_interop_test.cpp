@@ -4,9 +4,17 @@
 // rebuild exactly the stored set a recording sink computes from the same events, decode every
 // batch to the bytes vLLM's own encoder writes, and fill every gap from the replay socket: gaps
 // it makes by ignoring batches, and gaps ZeroMQ makes when the subscriber is paused (SIGSTOP)
-// past the high-water mark.
+// past the high-water mark. A real prefix_cache, publishing through kvkit::event_listener, runs a
+// workload with evictions, invalidations, expiry and clears: the subscriber's index must equal the
+// cache's own enumeration of its cached blocks.
+#include <kvkit/allocator/free_list.hpp>
+#include <kvkit/event_listener.hpp>
 #include <kvkit/events.hpp>
 #include <kvkit/events/zmq_publisher.hpp>
+#include <kvkit/eviction/ttl.hpp>
+#include <kvkit/matcher/hash.hpp>
+#include <kvkit/prefix_cache.hpp>
+#include <kvkit/storage.hpp>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -15,12 +23,16 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "events/cache_workload.hpp"
 #include "events/subprocess.hpp"
 #include "events/synthetic_events.hpp"
+#include "support/cache_testing.hpp"
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -255,6 +267,55 @@ TEST(ZmqInterop, PausedSubscriberPastHighWaterMarkCatchesUpFromReplay) {
   EXPECT_LT(r.at("live").get<std::uint64_t>(), f.pub.stats().batches_flushed);
   EXPECT_GT(r.at("replayed").get<std::uint64_t>(), 0u);
   f.expect_same_blocks(r);
+}
+
+TEST(ZmqInterop, SubscriberRebuildsTheBlocksOfARealCache) {
+  // Batches 60, 61 and 200 are ignored live and fetched from the replay socket.
+  fixture f(100000, {"--drop-live", "60,61,200"});
+  synthetic_events gen({.seed = 5});
+  ASSERT_LT(f.sync(gen), 40u) << "the subscriber took too long to join";
+
+  using cache_t =
+      kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::hash_matcher, kvkit::ttl_eviction,
+                          kvkit::no_storage, kvkit::event_listener<tee>>;
+  auto clock = std::make_shared<std::int64_t>(0);
+  kvkit::ttl_options ttl;
+  ttl.ttl = std::chrono::nanoseconds(60);
+  ttl.now = [clock] {
+    return std::chrono::nanoseconds(*clock);
+  };
+  cache_t c = kvkit::test::make_cache<cache_t>(48, 4, 2026, ttl);
+  tee t{f.pub, f.rec};
+  c.listener().attach(t);
+  // The cache's first event is a clear: the subscriber forgets the synchronisation's blocks.
+  c.clear();
+  c.listener().flush();
+  kvkit_test::cache_workload<cache_t> w(c, clock, 21);
+  for (int i = 0; i < 2500; ++i) {
+    w.step();  // one batch per operation (an engine flushes once per step)
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  }
+  w.finish_all();
+  c.listener().detach();
+  ASSERT_GT(f.pub.next_sequence(), 201u);
+  EXPECT_GT(w.counts.clears, 0u);
+  EXPECT_GT(w.counts.invalidations, 0u);
+
+  const nlohmann::json r = f.finish();
+  expect_whole_stream(r, f.pub);
+  EXPECT_EQ(r.at("dropped_live").get<int>(), 3);
+  f.expect_same_blocks(r);
+  // The cache's own view: every cached block's key, with its count.
+  const std::map<std::uint64_t, std::uint32_t> cached = kvkit_test::cached_keys(c);
+  std::map<std::uint64_t, std::uint32_t> got;
+  for (const auto& [key, block] : r.at("blocks").items())
+    got[std::stoull(key)] = block.at("copies").get<std::uint32_t>();
+  EXPECT_EQ(got, cached);
+  EXPECT_GT(cached.size(), 5u);
+  std::uint32_t total = 0;
+  for (const auto& kv : cached)
+    total += kv.second;
+  EXPECT_EQ(total, c.stats().blocks_cached);
 }
 
 TEST(ZmqPublisher, RejectsBadSettingsWithReasons) {
