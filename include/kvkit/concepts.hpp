@@ -467,6 +467,23 @@ concept listener_has_on_cleared = requires(L& l) {
   { l.on_cleared() } -> std::same_as<void>;
 };
 
+/// @brief Optional listener member: `bool listening() const`, false while the listener would
+/// ignore every call (e.g. no sink attached): the cache then describes no block for it.
+template <class L>
+concept listener_has_listening = requires(const L& l) {
+  { l.listening() } -> std::convertible_to<bool>;
+};
+
+/// @brief Optional listener member: `static constexpr bool removed_namespace = false;` declares
+/// that `on_removed` does not read the namespace fields of its block_event (`tenant_salt`,
+/// `session_id`, `extra_keys`, left empty then): the cache skips finding a removed block's
+/// namespace, a walk up its chain.
+template <class L>
+concept listener_skips_removed_namespace = requires {
+  { L::removed_namespace } -> std::convertible_to<bool>;
+}
+&&!static_cast<bool>(L::removed_namespace);
+
 /// @brief What a `prefix_cache` reports its block life cycle to (its fifth template parameter):
 /// any default-constructible type, every member optional. With @ref kvkit::no_listener (the
 /// default) nothing is called and nothing is computed.
@@ -699,6 +716,18 @@ struct listener_traits {
   /// nothing for it.
   static constexpr bool active =
       listener_has_on_stored<L> || listener_has_on_removed<L> || listener_has_on_cleared<L>;
+
+  /// @brief Whether the listener wants to be told now (its `listening()`, else true).
+  /// @param l The listener.
+  /// @return False when the cache may skip describing blocks for it.
+  static bool listening(const L& l) noexcept {
+    if constexpr (listener_has_listening<L>) {
+      return static_cast<bool>(l.listening());
+    } else {
+      (void)l;
+      return true;
+    }
+  }
 };
 
 }  // namespace kvkit

@@ -46,14 +46,19 @@ namespace kvkit {
 /// of a block only when it saw the block stored: attach it before the cache stores anything (or
 /// right after a clear()), or the subscriber's view lacks what was cached before.
 ///
-/// Costs: the cache calls the listener on commits and removals only, never on a hit. Per stored
-/// block, 16 bytes of bookkeeping (indexed by block id, grown as blocks are seen).
+/// Costs: the cache calls the listener on commits and removals only, never on a hit, and not at
+/// all while no sink is attached (listening()). Per stored block, 16 bytes of bookkeeping
+/// (indexed by block id, grown as blocks are seen).
 /// @tparam Sink A type that satisfies @ref kvkit::event_sink.
 template <event_sink Sink>
 class event_listener {
  public:
   /// @brief The sink type.
   using sink_type = Sink;
+
+  /// @brief A removal is reported by the hash the block was published with: the cache need not
+  /// find a removed block's namespace (@ref kvkit::listener_skips_removed_namespace).
+  static constexpr bool removed_namespace = false;
 
   /// @brief A listener with no sink: reports nothing.
   event_listener() = default;
@@ -75,6 +80,11 @@ class event_listener {
   /// @brief The attached sink.
   /// @return The sink, or nullptr.
   [[nodiscard]] Sink* sink() const noexcept { return sink_; }
+
+  /// @brief Whether a sink is attached (the cache describes no block to a listener that is not
+  /// listening, so a detached listener costs nothing).
+  /// @return True when attached.
+  [[nodiscard]] bool listening() const noexcept { return sink_ != nullptr; }
 
   /// @brief The medium of the events.
   /// @return The medium given to attach() (@ref medium_gpu before any).
@@ -164,6 +174,8 @@ class event_listener {
 static_assert(listener_has_on_stored<event_listener<null_event_sink>>);
 static_assert(listener_has_on_removed<event_listener<null_event_sink>>);
 static_assert(listener_has_on_cleared<event_listener<null_event_sink>>);
+static_assert(listener_has_listening<event_listener<null_event_sink>>);
+static_assert(listener_skips_removed_namespace<event_listener<null_event_sink>>);
 static_assert(cache_listener<event_listener<null_event_sink>>);
 
 }  // namespace kvkit

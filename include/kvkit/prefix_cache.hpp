@@ -297,13 +297,15 @@ class prefix_cache {
   void take_ref(block_id b, std::uint32_t request_class);
   void drop_ref(block_id b, bool detached);
   void store(sequence_record& s, std::uint32_t k, block_id b, const cursor& at);
-  std::uint32_t remove(block_id b, removal_reason why, bool detached);
+  std::uint32_t remove(block_id b, removal_reason why, bool detached,
+                       std::uint32_t ns = invalid_block);
   std::uint32_t evict_subtree(block_id root, bool root_in_policy, removal_reason why);
   void evict_one();
   void after_removal(std::uint32_t parent);
   std::uint32_t extend_match(sequence_record& s, std::span<const token_id> prompt,
                              std::uint32_t eligible);
-  [[nodiscard]] block_event describe(block_id b) const;
+  [[nodiscard]] block_event describe(block_id b, std::uint32_t ns = invalid_block,
+                                     bool with_namespace = true) const;
 
   // ---- namespaces and sequences ----
   std::uint32_t acquire_namespace(const request_options& o, std::uint64_t key);

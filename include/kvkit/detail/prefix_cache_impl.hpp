@@ -235,7 +235,8 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::mat
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 block_event prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::describe(
-    block_id b) const {
+    block_id b, std::uint32_t ns_index, bool with_namespace) const {
+  // ns_index: the block's namespace when the caller knows it (else found from the tree).
   block_event e;
   e.block = b;
   e.key = tree_.key(b);
@@ -244,9 +245,14 @@ block_event prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::descr
   std::uint32_t node = tree_.parent(b);
   if (!is_namespace_node(node, tree_.capacity()))
     e.parent_block = node;
-  while (!is_namespace_node(node, tree_.capacity()))
-    node = tree_.parent(node);
-  const detail::namespace_entry& ns = namespaces_[namespace_index(node, tree_.capacity())];
+  if (!with_namespace)
+    return e;
+  if (ns_index == invalid_block) {
+    while (!is_namespace_node(node, tree_.capacity()))
+      node = tree_.parent(node);
+    ns_index = namespace_index(node, tree_.capacity());
+  }
+  const detail::namespace_entry& ns = namespaces_[ns_index];
   e.tenant_salt = ns.salt;
   e.session_id = ns.session;
   e.extra_keys = ns.extra_keys;
@@ -311,7 +317,9 @@ void prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::store(sequen
   matcher_.insert(at, b);
   eviction_traits::touch(evict_, b, access_info{tick_, s.request_class});
   if constexpr (listener_has_on_stored<Listener>) {
-    block_event e = describe(b);
+    if (!listener_traits<Listener>::listening(listener_))
+      return;
+    block_event e = describe(b, s.ns);
     if constexpr (requires { std::uint64_t{at.hash}; })
       e.matcher_key = at.hash;
     listener_.on_stored(e);
@@ -320,11 +328,13 @@ void prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::store(sequen
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::remove(
-    block_id b, removal_reason why, bool detached) {
+    block_id b, removal_reason why, bool detached, std::uint32_t ns) {
   // The one place where a cached block stops being cached: unreferenced, childless, out of the
   // eviction policy's candidates. Its K/V bytes are still in the storage while the listener runs.
-  if constexpr (listener_has_on_removed<Listener>)
-    listener_.on_removed(describe(b), why);
+  if constexpr (listener_has_on_removed<Listener>) {
+    if (listener_traits<Listener>::listening(listener_))
+      listener_.on_removed(describe(b, ns, !listener_skips_removed_namespace<Listener>), why);
+  }
   (void)why;
   matcher_.erase(b);
   const std::uint32_t parent = tree_.unlink(b, detached);
@@ -348,6 +358,15 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::evi
     block_id root, bool root_in_policy, removal_reason why) {
   const std::uint32_t top_parent = tree_.parent(root);
   std::uint32_t freed = 0;
+  std::uint32_t ns = invalid_block;  // the subtree's namespace, found once for the listener
+  if constexpr (listener_has_on_removed<Listener> && !listener_skips_removed_namespace<Listener>) {
+    if (listener_traits<Listener>::listening(listener_)) {
+      std::uint32_t node = top_parent;
+      while (!is_namespace_node(node, tree_.capacity()))
+        node = tree_.parent(node);
+      ns = namespace_index(node, tree_.capacity());
+    }
+  }
   if (tree_.has_children(root)) {
     // Free the subtree children first (reverse preorder). Withdraw the candidates first: once a
     // block's children are freed it would look like a leaf (a candidate of a leaves_only policy)
@@ -360,14 +379,14 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::evi
     for (std::size_t i = subtree_.size() - 1; i > 0; --i) {
       KVKIT_CHECK(tree_.refs(subtree_[i]) == 0,
                   "prefix_cache: a referenced block sits under an evictable one");
-      remove(subtree_[i], why, false);
+      remove(subtree_[i], why, false, ns);
       ++freed;
     }
   }
   if (root_in_policy)
     evict_.erase(root);
   KVKIT_CHECK(tree_.refs(root) == 0, "prefix_cache: evicting a referenced block");
-  remove(root, why, false);
+  remove(root, why, false, ns);
   ++freed;
   after_removal(top_parent);
   return freed;
