@@ -5,9 +5,14 @@
 // once, and every request streams the same tokens as in the first run.
 //
 //   kvkit_mini_engine_demo [--metrics-port PORT [--metrics-linger SECONDS]]
+//                          [--events ENDPOINT [--events-replay ENDPOINT] [--events-linger SECONDS]]
 //
 // With --metrics-port, the cache's statistics and the admission latency are served in the
 // Prometheus format on http://127.0.0.1:PORT/metrics during the runs (and SECONDS after them).
+// With --events, the caching run publishes its KV events in vLLM's format (ZeroMQ PUB on
+// ENDPOINT, e.g. tcp://127.0.0.1:5557, or tcp://127.0.0.1:* for a free port; one batch per
+// engine step), with a replay socket on --events-replay; --events-linger keeps both open SECONDS
+// after the runs, for subscribers that fetch what they missed.
 #include <kvkit/kvkit.hpp>
 
 #include <algorithm>
@@ -27,12 +32,21 @@
 #ifdef MINI_ENGINE_HAVE_METRICS_SERVER
 #include <mini_engine/metrics_server.hpp>
 #endif
+#ifdef MINI_ENGINE_HAVE_EVENTS
+#include <kvkit/event_listener.hpp>
+#include <kvkit/events/zmq_publisher.hpp>
+#endif
 
 namespace {
 
 using backend_t = mini_engine::cpu_backend<kvkit::bf16>;
+#ifdef MINI_ENGINE_HAVE_EVENTS
+using listener_t = kvkit::event_listener<kvkit::zmq_event_publisher>;  // --events
+#else
+using listener_t = kvkit::no_listener;
+#endif
 using cache_t = kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::hash_matcher,
-                                    kvkit::lru_eviction, backend_t::storage_type>;
+                                    kvkit::lru_eviction, backend_t::storage_type, listener_t>;
 
 struct run_result {
   std::vector<mini_engine::request_record> records;
@@ -50,10 +64,17 @@ int fail(const std::string& what) {
 int main(int argc, char** argv) {
   int metrics_port = -1;
   int metrics_linger = 0;
+  std::string events_endpoint, events_replay;
+  int events_linger = 0;
   for (int i = 1; i < argc; i += 2) {
     const std::string_view flag = argv[i];
+    if ((flag == "--events" || flag == "--events-replay") && i + 1 < argc) {
+      (flag == "--events" ? events_endpoint : events_replay) = argv[i + 1];
+      continue;
+    }
     int* target = flag == "--metrics-port"     ? &metrics_port
                   : flag == "--metrics-linger" ? &metrics_linger
+                  : flag == "--events-linger"  ? &events_linger
                                                : nullptr;
     const std::string_view value = i + 1 < argc ? argv[i + 1] : "";
     if (target == nullptr ||
@@ -61,7 +82,8 @@ int main(int argc, char** argv) {
         *target < 0) {
       return fail("bad argument '" + std::string(flag) + (value.empty() ? "" : " ") +
                   std::string(value) +
-                  "'; accepted: --metrics-port PORT (0: any free port), --metrics-linger SECONDS");
+                  "'; accepted: --metrics-port PORT (0: any free port), --metrics-linger SECONDS, "
+                  "--events ENDPOINT, --events-replay ENDPOINT, --events-linger SECONDS");
     }
   }
 #ifdef MINI_ENGINE_HAVE_METRICS_SERVER
@@ -78,6 +100,26 @@ int main(int argc, char** argv) {
 #else
   if (metrics_port >= 0)
     return fail("--metrics-port: built without cpp-httplib (apt-get install libcpp-httplib-dev)");
+#endif
+#ifdef MINI_ENGINE_HAVE_EVENTS
+  std::unique_ptr<kvkit::zmq_event_publisher> events;
+  if (!events_endpoint.empty()) {
+    kvkit::zmq_publisher_options o;
+    o.endpoint = events_endpoint;
+    o.replay_endpoint = events_replay;
+    auto pub = kvkit::zmq_event_publisher::create(o);
+    if (!pub)
+      return fail("--events: " + pub.error().message());
+    events = std::make_unique<kvkit::zmq_event_publisher>(std::move(*pub));
+    std::printf("events: %s replay: %s\n", events->endpoint().c_str(),
+                events->replay_endpoint().empty() ? "-" : events->replay_endpoint().c_str());
+    std::fflush(stdout);
+  }
+#else
+  if (!events_endpoint.empty())
+    return fail(
+        "--events: built without kvkit::events (apt-get install libzmq3-dev "
+        "libmsgpack-cxx-dev)");
 #endif
 
   const mini_engine::model_config config = mini_engine::model_config::tiny();
@@ -133,21 +175,37 @@ int main(int argc, char** argv) {
     mini_engine::engine<cache_t, backend_t> engine(std::move(*cache), backend_t(*weights), options);
     if (auto s = engine.check(); !s)
       return fail(s.message());
+#ifdef MINI_ENGINE_HAVE_EVENTS
+    if (events && mode == 1)
+      engine.cache().listener().attach(*events);  // the caching run's blocks, medium GPU
+#endif
     for (const auto& r : requests)
       engine.submit(r);
 #ifdef MINI_ENGINE_HAVE_METRICS_SERVER
     engine.admit_latency = metrics ? &admit_latency : nullptr;
+#endif
     while (!engine.idle()) {
       if (auto s = engine.step(); !s)
         return fail(s.message());
+#ifdef MINI_ENGINE_HAVE_METRICS_SERVER
       if (metrics) {
         const std::uint32_t classes[] = {0};
         metrics->publish(mini_engine::render_metrics(engine.cache(), classes, &admit_latency));
       }
+#endif
+#ifdef MINI_ENGINE_HAVE_EVENTS
+      engine.cache().listener().flush();  // one batch per step
+#endif
     }
-#else
-    if (auto s = engine.run_until_idle(); !s)
-      return fail(s.message());
+#ifdef MINI_ENGINE_HAVE_EVENTS
+    if (events && mode == 1) {
+      engine.cache().listener().detach();
+      std::printf("events: %llu batches published (sequence 0 to %llu), %u blocks cached\n",
+                  static_cast<unsigned long long>(events->next_sequence()),
+                  static_cast<unsigned long long>(events->next_sequence()) - 1,
+                  engine.cache().stats().blocks_cached);
+      std::fflush(stdout);
+    }
 #endif
     runs[mode].records = engine.finished();
     runs[mode].stats = engine.stats();
@@ -193,7 +251,7 @@ int main(int argc, char** argv) {
               runs[0].stats.peak_blocks_referenced, runs[1].stats.peak_blocks_referenced,
               runs[1].stats.block_bytes);
   std::printf("Experiments over this engine: docs/experiments.md\n");
-  if (metrics_linger > 0)
-    std::this_thread::sleep_for(std::chrono::seconds(metrics_linger));
+  if (metrics_linger > 0 || events_linger > 0)
+    std::this_thread::sleep_for(std::chrono::seconds(std::max(metrics_linger, events_linger)));
   return same == off.size() ? 0 : 1;
 }

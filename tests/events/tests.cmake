@@ -76,4 +76,16 @@ function(kvkit_events_tests)
   target_compile_definitions(kvkit_events_zmq_interop_test PRIVATE
     "KVKIT_TEST_PYTHON=\"${_python}\""
     "KVKIT_EVENTS_SUBSCRIBER=\"${_dir}/vllm_subscriber.py\"")
+
+  # The mini engine demo's --events, end to end (two processes on free loopback ports).
+  if(TARGET kvkit_mini_engine_demo)
+    kvkit_add_test("${_dir}/mini_engine_events_test.cpp" PROPERTIES ${_fixture} TIMEOUT 600)
+    target_link_libraries(kvkit_events_mini_engine_events_test PRIVATE
+      nlohmann_json::nlohmann_json)
+    add_dependencies(kvkit_events_mini_engine_events_test kvkit_mini_engine_demo)
+    target_compile_definitions(kvkit_events_mini_engine_events_test PRIVATE
+      "KVKIT_TEST_PYTHON=\"${_python}\""
+      "KVKIT_EVENTS_SUBSCRIBER=\"${_dir}/vllm_subscriber.py\""
+      "KVKIT_MINI_ENGINE_DEMO=\"$<TARGET_FILE:kvkit_mini_engine_demo>\"")
+  endif()
 endfunction()
