@@ -1,0 +1,463 @@
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+/// @file
+/// @brief `tiered<Tiers...>`: tiers under a `prefix_cache`'s pool. Given as the cache's listener,
+/// it demotes the blocks the pool evicts into its tiers, writes committed blocks through to tiers
+/// that ask for it, promotes a prompt's continuation from the tiers at admission, and carries the
+/// cache's invalidations down.
+#pragma once
+
+#include <kvkit/cache_types.hpp>
+#include <kvkit/concepts.hpp>
+#include <kvkit/hashing.hpp>
+#include <kvkit/storage.hpp>
+#include <kvkit/tier.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace kvkit {
+
+/// @brief What the composition did with one tier, since construction.
+struct tier_level_stats {
+  std::string_view name;                ///< The tier's name ("host", "redis", ...).
+  bool attached = false;                ///< Whether a tier is attached at this level.
+  std::uint64_t promotions = 0;         ///< Admissions that promoted at least one block from it.
+  std::uint64_t promoted_blocks = 0;    ///< Blocks promoted from it into the pool.
+  std::uint64_t promoted_tokens = 0;    ///< Their tokens (counted as cached by the requests).
+  std::uint64_t promotion_lookups = 0;  ///< Continuations asked of it.
+  std::uint64_t demoted_blocks = 0;     ///< Evicted pool blocks it holds after their demotion.
+  std::uint64_t written_blocks = 0;     ///< Committed blocks it holds after write-through.
+  std::uint64_t warmed_blocks = 0;      ///< Blocks it holds after warming.
+  std::uint64_t invalidations = 0;      ///< Invalidations carried down to it.
+  tier_stats tier;                      ///< The tier's own counters (lookups, bytes, errors...).
+};
+
+/// @brief Statistics of a @ref kvkit::tiered composition: one entry per tier, in order.
+struct tiered_stats {
+  std::size_t count = 0;                                   ///< Tiers (levels used).
+  std::array<tier_level_stats, max_cache_tiers> levels{};  ///< Levels `[0, count)`.
+};
+
+/// @brief Tiers under a pool, composed at compile time: the listener of a `prefix_cache`.
+///
+/// ```cpp
+/// using tiers_t = kvkit::tiered<kvkit::host_tier<kvkit::lru_eviction>, kvkit::redis_tier>;
+/// using cache_t = kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::hash_matcher,
+///                                     kvkit::lru_eviction, kvkit::host_storage<kvkit::bf16>,
+///                                     tiers_t>;
+/// auto cache = cache_t::create(config, std::move(storage)).value();
+/// cache.listener().attach<0>(std::move(host));    // kvkit::host_tier
+/// cache.listener().attach<1>(std::move(remote));  // kvkit::redis_tier
+/// ```
+///
+/// **Demotion.** When the pool evicts a cached block (`removal_reason::evicted`), its K/V bytes
+/// (still in the storage) are offered to every attached tier that accepts
+/// `tier_store_reason::eviction`. Expired, invalidated and cleared blocks are not demoted.
+///
+/// **Write-through.** When a block is committed, it is offered with `tier_store_reason::commit`
+/// to every tier whose write policy is `tier_write_policy::through` (another engine sees it at
+/// once).
+///
+/// **Promotion.** In `admit`, after the pool's own match, the cache allocates blocks for the
+/// eligible rest of the prompt and asks the tiers in order: tier 0 loads the longest verified
+/// continuation it holds, tier 1 continues from where tier 0 stopped, and so on. Loaded blocks
+/// are registered as cached and counted as cached tokens of the request, per tier
+/// (`admission::tier_cached_tokens`). Blocks evicted to make room are demoted before the tiers are
+/// asked. A tier that fails (a server down, a corrupt value) loads fewer blocks: a miss, counted
+/// by the tier once per error episode, never a failed admission and never a byte in a block it did
+/// not return.
+///
+/// **Invalidation.** `invalidate_tenant`, `invalidate_session` and `invalidate_key` of the cache
+/// reach every tier with the same scope. `clear()` drops the pool only (a shared remote tier
+/// holds other engines' blocks). `invalidate_if` with a free predicate cannot be expressed as a
+/// scope and stays in the pool; call invalidate() here for the tiers.
+///
+/// **Time to live** is each tier's own (`host_tier_options::idle_ttl`, `redis_tier_options::ttl`);
+/// expire() frees the host tier's idle entries.
+///
+/// Without tiers attached every member returns at once. A cache whose listener is not a
+/// `tiered` (the default `no_listener`) has no tier code at all.
+///
+/// Storage: `host_storage` (the bytes are copied with `memcpy`). Not thread-safe: the cache's
+/// owner serialises calls (`synchronized_cache` does).
+/// @tparam Tiers One to four @ref kvkit::cache_tier types, nearest the pool first.
+template <cache_tier... Tiers>
+class tiered {
+  static_assert(sizeof...(Tiers) >= 1 && sizeof...(Tiers) <= max_cache_tiers,
+                "kvkit::tiered: give between 1 and kvkit::max_cache_tiers (4) tiers");
+
+ public:
+  /// @brief Number of tier levels.
+  static constexpr std::size_t tier_count = sizeof...(Tiers);
+  /// @brief Type of the tier at level @p I.
+  /// @tparam I The level.
+  template <std::size_t I>
+  using tier_type = std::tuple_element_t<I, std::tuple<Tiers...>>;
+
+  /// @brief A composition with no tier attached (every operation does nothing).
+  tiered() = default;
+
+  /// @brief Attaches @p tier at level @p I (replacing the one there).
+  /// @tparam I The level.
+  /// @param tier The tier; its layout must match the pool's storage (checked at the next
+  /// admission: a mismatched tier is detached and never used, see attached()).
+  template <std::size_t I>
+  void attach(tier_type<I> tier) {
+    std::get<I>(tiers_).emplace(std::move(tier));
+    levels_[I] = tier_level_stats{};
+  }
+
+  /// @brief Detaches the tier at level @p I.
+  /// @tparam I The level.
+  template <std::size_t I>
+  void detach() noexcept {
+    std::get<I>(tiers_).reset();
+  }
+
+  /// @brief The tier at level @p I.
+  /// @tparam I The level.
+  /// @return It, or null when none is attached.
+  template <std::size_t I>
+  [[nodiscard]] tier_type<I>* tier() noexcept {
+    auto& t = std::get<I>(tiers_);
+    return t ? &*t : nullptr;
+  }
+  /// @copydoc tier()
+  template <std::size_t I>
+  [[nodiscard]] const tier_type<I>* tier() const noexcept {
+    const auto& t = std::get<I>(tiers_);
+    return t ? &*t : nullptr;
+  }
+
+  /// @brief Whether a tier is attached at level @p I.
+  /// @tparam I The level.
+  /// @return True when attached.
+  template <std::size_t I>
+  [[nodiscard]] bool attached() const noexcept {
+    return std::get<I>(tiers_).has_value();
+  }
+
+  // ---- the listener ----------------------------------------------------------------------------
+
+  /// @brief Write-through: offers a committed block to the tiers that accept
+  /// `tier_store_reason::commit`. Called by the cache.
+  /// @param e The block.
+  void on_stored(const block_event& e) {
+    if (promoting_ || base_ == nullptr)
+      return;
+    offer(e, tier_store_reason::commit);
+  }
+
+  /// @brief Demotion: offers an evicted block to the tiers that accept
+  /// `tier_store_reason::eviction`. Called by the cache while the bytes are in the storage.
+  /// @param e The block.
+  /// @param why Why it is removed (only `evicted` demotes).
+  void on_removed(const block_event& e, removal_reason why) {
+    if (why != removal_reason::evicted || base_ == nullptr)
+      return;
+    offer(e, tier_store_reason::eviction);
+  }
+
+  /// @brief Carries an invalidation of the cache down to every tier. Called by the cache.
+  /// @param scope The tenant, session or extra key invalidated.
+  void on_invalidated(tier_scope scope) { (void)invalidate(scope); }
+
+  // ---- what prefix_cache calls at admission ----------------------------------------------------
+
+  /// @brief Records where the storage's bytes are and the cache's hash seed. Called by the cache
+  /// at every admission (the storage's memory does not move when the cache does).
+  /// @tparam T Element type of the storage.
+  /// @param storage The pool's storage.
+  /// @param seed The cache's hash seed.
+  template <class T>
+  void bind(host_storage<T>& storage, std::uint64_t seed) {
+    tokens_.fill(0);  // this admission's promotion, if any, sets them
+    const kv_layout& l = storage.layout();
+    layout_ = l;
+    seed_ = seed;
+    hasher_ = xxh3_hasher(seed);
+    const kv_block_view v = block_view(storage, 0);
+    base_ = v.data;
+    stride_ = v.stride;
+    step_ = kv_segment_bytes(l);
+    check_layouts(std::index_sequence_for<Tiers...>{});
+  }
+
+  /// @brief Scratch space for the keys of a chain. Called by the cache.
+  /// @param n Keys.
+  /// @return `n` keys.
+  std::span<std::uint64_t> scratch_keys(std::uint32_t n) {
+    keys_.resize(n);
+    return keys_;
+  }
+
+  /// @brief Loads the longest continuation the tiers hold into @p blocks, tier after tier.
+  /// Called by the cache.
+  /// @param chain The continuation (keys of the blocks after the pool's match).
+  /// @param blocks Pool blocks, one per key, to receive the bytes.
+  /// @return Blocks loaded (leading ones of @p blocks).
+  std::uint32_t promote(const tier_chain& chain, std::span<const block_id> blocks) {
+    counts_.fill(0);
+    if (base_ == nullptr || chain.keys.empty())
+      return 0;
+    views_.resize(blocks.size());
+    for (std::size_t i = 0; i < blocks.size(); ++i)
+      views_[i] = kv_block_view{base_ + std::size_t{blocks[i]} * step_, stride_};
+    std::uint32_t n = 0;
+    promote_from(chain, n, std::index_sequence_for<Tiers...>{});
+    promoting_ = n != 0;
+    return n;
+  }
+
+  /// @brief The cache registered the first @p n loaded blocks (fewer than loaded when one could
+  /// not be registered); per-tier counts are trimmed from the last tier. Called by the cache.
+  /// @param n Blocks registered.
+  void registered(std::uint32_t n) {
+    promoting_ = false;
+    std::uint32_t total = 0;
+    for (std::size_t i = 0; i < tier_count; ++i) {
+      const std::uint32_t take = std::min(counts_[i], n - total);
+      counts_[i] = take;
+      total += take;
+      if (take != 0) {
+        ++levels_[i].promotions;
+        levels_[i].promoted_blocks += take;
+        levels_[i].promoted_tokens += std::uint64_t{take} * layout_.block_size;
+      }
+    }
+    tokens_.fill(0);
+    for (std::size_t i = 0; i < tier_count; ++i)
+      tokens_[i] = counts_[i] * layout_.block_size;
+  }
+
+  /// @brief Tokens the last admission promoted from each tier. Called by the cache.
+  /// @return Tokens per level.
+  [[nodiscard]] std::array<std::uint32_t, max_cache_tiers> promoted_tokens() const noexcept {
+    return tokens_;
+  }
+
+  // ---- operations of the owner -----------------------------------------------------------------
+
+  /// @brief Drops every block of the namespaces in @p scope from every tier.
+  /// @param scope Tenant, session or extra key.
+  /// @return Entries dropped (tiers that count them); `complete` false when a remote tier could
+  /// not be reached yet (it holds locally and is retried).
+  tier_invalidation invalidate(tier_scope scope) {
+    tier_invalidation r;
+    for_each([&](auto& t, std::size_t i) {
+      const tier_invalidation x = t.invalidate(scope);
+      r.dropped += x.dropped;
+      r.complete = r.complete && x.complete;
+      ++levels_[i].invalidations;
+    });
+    return r;
+  }
+
+  /// @brief Frees the tiers' entries past their time to live.
+  /// @return Entries freed.
+  std::uint64_t expire() {
+    std::uint64_t n = 0;
+    for_each([&](auto& t, std::size_t) { n += t.expire(); });
+    return n;
+  }
+
+  /// @brief Warming: stores blocks in every tier (`tier_store_reason::warm`, which every tier
+  /// accepts), ahead of traffic. See also kvkit::warm_tiers().
+  /// @param blocks The blocks (keys from the cache's seed, see kvkit::tier_keys()).
+  /// @return Per level, blocks the tier holds afterwards among @p blocks.
+  std::array<std::uint32_t, max_cache_tiers> warm(std::span<const tier_block> blocks) {
+    std::array<std::uint32_t, max_cache_tiers> held{};
+    for_each([&](auto& t, std::size_t i) {
+      held[i] = t.store(blocks, tier_store_reason::warm);
+      levels_[i].warmed_blocks += held[i];
+    });
+    return held;
+  }
+
+  /// @brief Statistics per level (the tiers' own counters included).
+  /// @return A snapshot.
+  [[nodiscard]] tiered_stats stats() const {
+    tiered_stats s;
+    s.count = tier_count;
+    fill_stats(s, std::index_sequence_for<Tiers...>{});
+    return s;
+  }
+
+  /// @brief The block's bytes in the bound storage, for reading.
+  /// @param b A pool block.
+  /// @return Its view (empty before the first admission).
+  [[nodiscard]] kv_block_cview block_bytes(block_id b) const noexcept {
+    if (base_ == nullptr)
+      return {};
+    return {base_ + std::size_t{b} * step_, stride_};
+  }
+
+  /// @brief The namespace of @p e's keys under the bound seed.
+  /// @param tenant_salt Tenant salt.
+  /// @param session_id Session.
+  /// @param extra_keys Extra keys.
+  /// @return The namespace (its key computed).
+  [[nodiscard]] tier_namespace namespace_of(std::uint64_t tenant_salt, std::uint64_t session_id,
+                                            std::span<const std::uint64_t> extra_keys) const {
+    return tier_namespace{hasher_.root(tenant_salt, session_id, extra_keys), tenant_salt,
+                          session_id, extra_keys};
+  }
+
+ private:
+  template <class F>
+  void for_each(F&& f) {
+    for_each_impl(f, std::index_sequence_for<Tiers...>{});
+  }
+  template <class F, std::size_t... I>
+  void for_each_impl(F& f, std::index_sequence<I...>) {
+    (
+        [&] {
+          if (auto& t = std::get<I>(tiers_); t)
+            f(*t, I);
+        }(),
+        ...);
+  }
+
+  template <std::size_t... I>
+  void check_layouts(std::index_sequence<I...>) {
+    (
+        [&] {
+          auto& t = std::get<I>(tiers_);
+          if (t && !same_shape(t->layout(), layout_))
+            t.reset();  // a tier of another shape would hand back bytes of the wrong size
+        }(),
+        ...);
+  }
+
+  static bool same_shape(const kv_layout& a, const kv_layout& b) noexcept {
+    return a.num_layers == b.num_layers && a.num_kv_heads == b.num_kv_heads &&
+           a.head_dim == b.head_dim && a.block_size == b.block_size && a.type == b.type &&
+           a.order == b.order;
+  }
+
+  template <std::size_t... I>
+  void promote_from(const tier_chain& chain, std::uint32_t& n, std::index_sequence<I...>) {
+    (
+        [&] {
+          auto& t = std::get<I>(tiers_);
+          if (!t || n == chain.keys.size())
+            return;
+          tier_chain rest = chain;
+          rest.parent = n == 0 ? chain.parent : chain.keys[n - 1];
+          rest.keys = chain.keys.subspan(n);
+          rest.tokens = chain.tokens.subspan(std::size_t{n} * layout_.block_size);
+          ++levels_[I].promotion_lookups;
+          const std::uint32_t got =
+              t->load(rest, std::span<const kv_block_view>(views_).subspan(n));
+          counts_[I] = got;
+          n += got;
+        }(),
+        ...);
+  }
+
+  void offer(const block_event& e, tier_store_reason reason) {
+    const tier_namespace ns = namespace_of(e.tenant_salt, e.session_id, e.extra_keys);
+    const tier_block b{ns, e.key, e.parent_key, e.tokens, block_bytes(e.block), 0};
+    for_each([&](auto& t, std::size_t i) {
+      using T = std::remove_cvref_t<decltype(t)>;
+      if (!tier_traits<T>::accepts(t, reason))
+        return;
+      const std::uint32_t held = t.store(std::span<const tier_block>(&b, 1), reason);
+      (reason == tier_store_reason::eviction ? levels_[i].demoted_blocks
+                                             : levels_[i].written_blocks) += held;
+    });
+  }
+
+  template <std::size_t... I>
+  void fill_stats(tiered_stats& s, std::index_sequence<I...>) const {
+    (
+        [&] {
+          s.levels[I] = levels_[I];
+          s.levels[I].name = tier_traits<tier_type<I>>::name();
+          const auto& t = std::get<I>(tiers_);
+          s.levels[I].attached = t.has_value();
+          if (t)
+            s.levels[I].tier = t->stats();
+        }(),
+        ...);
+  }
+
+  std::tuple<std::optional<Tiers>...> tiers_;
+  std::array<tier_level_stats, max_cache_tiers> levels_{};
+  std::array<std::uint32_t, max_cache_tiers> counts_{};
+  std::array<std::uint32_t, max_cache_tiers> tokens_{};
+  kv_layout layout_{};
+  std::uint64_t seed_ = 0;
+  xxh3_hasher hasher_{0};
+  std::byte* base_ = nullptr;
+  std::size_t stride_ = 0;
+  std::size_t step_ = 0;
+  bool promoting_ = false;
+  std::vector<std::uint64_t> keys_;
+  std::vector<kv_block_view> views_;
+};
+
+/// @brief The content keys of the whole blocks of @p prompt under @p cache's seed and @p options'
+/// namespace: the keys every tier stores them under.
+/// @tparam Cache A `prefix_cache`.
+/// @param cache The cache.
+/// @param prompt Tokens (only whole blocks count).
+/// @param options Tenant salt, session, extra keys.
+/// @return One key per whole block.
+template <class Cache>
+[[nodiscard]] std::vector<std::uint64_t> tier_keys(const Cache& cache,
+                                                   std::span<const token_id> prompt,
+                                                   const request_options& options = {}) {
+  const xxh3_hasher h(cache.seed());
+  const std::uint32_t bs = cache.block_size();
+  std::vector<std::uint64_t> keys(prompt.size() / bs);
+  std::uint64_t parent = h.root(options.tenant_salt, options.session_id, options.extra_keys);
+  for (std::size_t k = 0; k < keys.size(); ++k)
+    parent = keys[k] = h.chain(parent, prompt.subspan(k * bs, bs));
+  return keys;
+}
+
+/// @brief Warming from the pool: stores the committed blocks of sequence @p seq (a prompt the
+/// engine has prefilled and committed) into every tier of @p cache's `tiered` listener, so that
+/// other engines sharing a remote tier, or this one after an eviction, find it.
+/// @tparam Cache A `prefix_cache` whose listener is a @ref kvkit::tiered.
+/// @param cache The cache.
+/// @param seq A live sequence.
+/// @param options The keys the sequence was admitted with.
+/// @return Per level, blocks the tier holds afterwards; `errc::unknown_sequence` /
+/// `errc::finished_sequence` for a bad handle (nothing stored).
+template <class Cache>
+[[nodiscard]] result<std::array<std::uint32_t, max_cache_tiers>> warm_tiers(
+    Cache& cache, sequence_id seq, const request_options& options = {}) {
+  auto view = cache.sequence(seq);
+  if (!view.ok())
+    return view.error();
+  auto& tiers = cache.listener();
+  const std::uint32_t bs = cache.block_size();
+  const std::uint32_t whole = view->computed_tokens / bs;
+  const std::vector<std::uint64_t> keys =
+      tier_keys(cache, view->tokens.subspan(0, std::size_t{whole} * bs), options);
+  const tier_namespace ns =
+      tiers.namespace_of(options.tenant_salt, options.session_id, options.extra_keys);
+  std::vector<tier_block> blocks(whole);
+  for (std::uint32_t k = 0; k < whole; ++k) {
+    blocks[k] = tier_block{ns,
+                           keys[k],
+                           k == 0 ? ns.key : keys[k - 1],
+                           view->tokens.subspan(std::size_t{k} * bs, bs),
+                           tiers.block_bytes(view->blocks[k]),
+                           options.request_class};
+  }
+  return tiers.warm(blocks);
+}
+
+}  // namespace kvkit
