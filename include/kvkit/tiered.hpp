@@ -9,6 +9,7 @@
 #include <kvkit/cache_types.hpp>
 #include <kvkit/concepts.hpp>
 #include <kvkit/hashing.hpp>
+#include <kvkit/prometheus.hpp>
 #include <kvkit/storage.hpp>
 #include <kvkit/tier.hpp>
 
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -458,6 +460,130 @@ template <class Cache>
                            options.request_class};
   }
   return tiers.warm(blocks);
+}
+
+/// @brief Writes the statistics of every attached tier of a @ref kvkit::tiered in the Prometheus
+/// text format, each family once with one sample per tier, labelled `tier` with the tier's name
+/// (`"host"`, `"redis"`; a name used by two levels gets its level number appended, `"host_1"`).
+///
+/// Families (after the prefix, `kvkit_` by default): `tier_lookups_total`,
+/// `tier_lookup_blocks_total`, `tier_hits_total`, `tier_hit_blocks_total`, `tier_hit_tokens_total`,
+/// `tier_promotions_total`, `tier_promoted_blocks_total`, `tier_promoted_tokens_total` (tokens the
+/// requests counted as cached), `tier_demoted_blocks_total`, `tier_written_blocks_total`,
+/// `tier_warmed_blocks_total`, `tier_bytes_total` (label `direction`: `in` for demotions and
+/// writes, `out` for promotions), `tier_stored_blocks_total`, `tier_evictions_total`,
+/// `tier_expirations_total`, `tier_invalidated_total`, `tier_round_trips_total`,
+/// `tier_errors_total` (label `kind`: every @ref kvkit::tier_error), `tier_error_episodes_total`,
+/// `tier_promotion_latency_seconds` (gauge, label `quantile`: 0.5, 0.9, 0.99, 1 for the largest)
+/// with `tier_promotion_latency_count_total`, and the gauges `tier_entries`,
+/// `tier_capacity_blocks`, `tier_used_bytes`, `tier_metadata_bytes`.
+/// @param out The exposition text (appended to).
+/// @param stats The composition's statistics (`cache.listener().stats()`).
+/// @param options Prefix and constant labels.
+/// @return Ok, or `errc::invalid_argument` naming a bad prefix or label.
+inline status write_prometheus(std::string& out, const tiered_stats& stats,
+                               const prometheus_options& options = {}) {
+  std::vector<std::string> names;
+  std::vector<const tier_level_stats*> levels;
+  for (std::size_t i = 0; i < stats.count; ++i) {
+    const tier_level_stats& l = stats.levels[i];
+    if (!l.attached)
+      continue;
+    std::string n(l.name);
+    for (std::size_t j = 0; j < stats.count; ++j) {
+      if (j != i && stats.levels[j].attached && stats.levels[j].name == l.name) {
+        n += "_" + std::to_string(i);
+        break;
+      }
+    }
+    names.push_back(std::move(n));
+    levels.push_back(&l);
+  }
+  prometheus_writer w(out, options);
+  const auto each = [&](std::string_view name, prometheus_type type, std::string_view help,
+                        auto value) {
+    w.family(name, type, help);
+    for (std::size_t i = 0; i < levels.size(); ++i) {
+      const prometheus_label labels[] = {{"tier", names[i]}};
+      w.sample("", labels, static_cast<std::uint64_t>(value(*levels[i])));
+    }
+  };
+  using L = const tier_level_stats&;
+  constexpr auto counter = prometheus_type::counter;
+  constexpr auto gauge = prometheus_type::gauge;
+  each("tier_lookups_total", counter, "Chains looked up or loaded in the tier.",
+       [](L l) { return l.tier.lookups; });
+  each("tier_lookup_blocks_total", counter, "Blocks asked of the tier.",
+       [](L l) { return l.tier.lookup_blocks; });
+  each("tier_hits_total", counter, "Chains of which the tier held at least one block.",
+       [](L l) { return l.tier.hits; });
+  each("tier_hit_blocks_total", counter, "Blocks the tier found and verified.",
+       [](L l) { return l.tier.hit_blocks; });
+  each("tier_hit_tokens_total", counter, "Tokens of the blocks the tier found.",
+       [](L l) { return l.tier.hit_tokens; });
+  each("tier_promotions_total", counter, "Admissions that promoted blocks from the tier.",
+       [](L l) { return l.promotions; });
+  each("tier_promoted_blocks_total", counter, "Blocks promoted from the tier into the pool.",
+       [](L l) { return l.promoted_blocks; });
+  each("tier_promoted_tokens_total", counter,
+       "Prompt tokens promoted from the tier and counted as cached by their requests.",
+       [](L l) { return l.promoted_tokens; });
+  each("tier_demoted_blocks_total", counter, "Evicted pool blocks the tier holds after demotion.",
+       [](L l) { return l.demoted_blocks; });
+  each("tier_written_blocks_total", counter, "Committed blocks written through to the tier.",
+       [](L l) { return l.written_blocks; });
+  each("tier_warmed_blocks_total", counter, "Blocks stored in the tier by warming.",
+       [](L l) { return l.warmed_blocks; });
+  w.family("tier_bytes_total", counter, "K/V bytes copied into (in) and out of (out) the tier.");
+  for (std::size_t i = 0; i < levels.size(); ++i) {
+    const prometheus_label in[] = {{"tier", names[i]}, {"direction", "in"}};
+    const prometheus_label out_labels[] = {{"tier", names[i]}, {"direction", "out"}};
+    w.sample("", in, levels[i]->tier.bytes_in);
+    w.sample("", out_labels, levels[i]->tier.bytes_out);
+  }
+  each("tier_stored_blocks_total", counter, "Blocks the tier stored (new copies).",
+       [](L l) { return l.tier.stored_blocks; });
+  each("tier_evictions_total", counter, "Entries the tier evicted for capacity.",
+       [](L l) { return l.tier.evictions; });
+  each("tier_expirations_total", counter, "Entries the tier dropped for idle time.",
+       [](L l) { return l.tier.expirations; });
+  each("tier_invalidated_total", counter, "Entries the tier dropped by invalidation.",
+       [](L l) { return l.tier.invalidated; });
+  each("tier_round_trips_total", counter, "Network round trips of the tier (remote tiers).",
+       [](L l) { return l.tier.round_trips; });
+  w.family("tier_errors_total", counter, "Errors of the tier, by kind (each one a miss).");
+  for (std::size_t i = 0; i < levels.size(); ++i) {
+    for (std::size_t k = 0; k < tier_error_kinds; ++k) {
+      const prometheus_label labels[] = {{"tier", names[i]},
+                                         {"kind", to_string(static_cast<tier_error>(k))}};
+      w.sample("", labels, levels[i]->tier.errors[k]);
+    }
+  }
+  each("tier_error_episodes_total", counter, "Error episodes of the tier (each reported once).",
+       [](L l) { return l.tier.error_episodes; });
+  w.family(
+      "tier_promotion_latency_seconds", gauge,
+      "Duration of the tier's loads that promoted blocks: quantiles since start (1: largest).");
+  for (std::size_t i = 0; i < levels.size(); ++i) {
+    const latency_summary& q = levels[i]->tier.promotion_latency;
+    const std::pair<std::string_view, std::uint64_t> points[] = {
+        {"0.5", q.p50_ns}, {"0.9", q.p90_ns}, {"0.99", q.p99_ns}, {"1", q.max_ns}};
+    for (const auto& [quantile, ns] : points) {
+      const prometheus_label labels[] = {{"tier", names[i]}, {"quantile", quantile}};
+      w.sample("", labels, static_cast<double>(ns) * 1e-9);
+    }
+  }
+  each("tier_promotion_latency_count_total", counter, "Loads that promoted blocks.",
+       [](L l) { return l.tier.promotion_latency.count; });
+  each("tier_entries", gauge, "Blocks the tier holds now (tiers that know).",
+       [](L l) { return l.tier.entries; });
+  each("tier_capacity_blocks", gauge, "Blocks the tier can hold (0: bounded elsewhere).",
+       [](L l) { return l.tier.capacity; });
+  each("tier_used_bytes", gauge, "K/V bytes the tier holds now (tiers that know).",
+       [](L l) { return l.tier.bytes_used; });
+  each("tier_metadata_bytes", gauge, "Bookkeeping bytes of the tier.",
+       [](L l) { return l.tier.metadata_bytes; });
+  return w.outcome();
 }
 
 }  // namespace kvkit

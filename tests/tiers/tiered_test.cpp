@@ -157,6 +157,45 @@ TEST(Tiered, ATierOfAnotherShapeIsNeverUsed) {
   EXPECT_FALSE(cache.listener().attached<0>());
 }
 
+TEST(Tiered, PrometheusTextPerTier) {
+  auto cache = make_cache<tiers2_t>(8);
+  cache.listener().attach<0>(make_host(64));
+  cache.listener().attach<1>(make_host(64));
+  const auto a = prompt_of(1000, 17);
+  run_request(cache, a);
+  run_request(cache, prompt_of(2000, 32));
+  run_request(cache, prompt_of(3000, 32));
+  run_request(cache, a);  // 16 tokens promoted from the first level
+  std::string text;
+  ASSERT_TRUE(kvkit::write_prometheus(text, cache.listener().stats()).ok());
+  const auto has = [&](const std::string& line) {
+    return text.find(line + "\n") != std::string::npos;
+  };
+  EXPECT_TRUE(has("kvkit_tier_promoted_tokens_total{tier=\"host_0\"} 16")) << text;
+  EXPECT_TRUE(has("kvkit_tier_promoted_tokens_total{tier=\"host_1\"} 0")) << text;
+  EXPECT_TRUE(has("kvkit_tier_promotions_total{tier=\"host_0\"} 1")) << text;
+  EXPECT_TRUE(has("kvkit_tier_bytes_total{tier=\"host_0\",direction=\"out\"} " +
+                  std::to_string(4 * pool_layout(1).block_bytes_all_layers())))
+      << text;
+  EXPECT_TRUE(has("kvkit_tier_errors_total{tier=\"host_0\",kind=\"timeout\"} 0")) << text;
+  EXPECT_TRUE(has("# TYPE kvkit_tier_promotion_latency_seconds gauge")) << text;
+  EXPECT_TRUE(has("kvkit_tier_capacity_blocks{tier=\"host_1\"} 64")) << text;
+  const auto st = cache.listener().stats();
+  EXPECT_TRUE(has("kvkit_tier_demoted_blocks_total{tier=\"host_0\"} " +
+                  std::to_string(st.levels[0].demoted_blocks)))
+      << text;
+  // One family header each, however many tiers.
+  std::size_t n = 0;
+  for (std::size_t at = 0;
+       (at = text.find("# TYPE kvkit_tier_hits_total ", at)) != std::string::npos; ++at)
+    ++n;
+  EXPECT_EQ(n, 1u);
+  kvkit::prometheus_options bad;
+  bad.prefix = "9bad";
+  std::string ignored;
+  EXPECT_FALSE(kvkit::write_prometheus(ignored, st, bad).ok());
+}
+
 // ---- differential test against a naive two-level model -----------------------------------------
 
 // Pool LRU (sequential requests: the victim is the least recently released cached block), a host

@@ -29,7 +29,7 @@ using tiered_cache_t =
                         kvkit::host_storage<kvkit::fp16>, Tiers>;
 
 inline kvkit::kv_layout pool_layout(std::uint32_t blocks) {
-  kvkit::kv_layout l = kvkit::test::small_layout();  // 4 tokens per block, 256 bytes
+  kvkit::kv_layout l = kvkit::test::small_layout();  // 4 tokens per block, 512 bytes
   l.num_blocks = blocks;
   return l;
 }
