@@ -6,6 +6,7 @@
 //
 //   kvkit_mini_engine_demo [--metrics-port PORT [--metrics-linger SECONDS]]
 //   kvkit_mini_engine_demo --redis HOST:PORT [--question-seed N] [--requests N]
+//                          [--metrics-port PORT [--metrics-linger SECONDS]]
 //
 // With --metrics-port, the cache's statistics and the admission latency are served in the
 // Prometheus format on http://127.0.0.1:PORT/metrics during the runs (and SECONDS after them).
@@ -16,7 +17,8 @@
 // from --question-seed, one at a time, prints for each how many prompt tokens came from Redis and
 // how many it prefilled, then recomputes every request without any cache and checks that the
 // generated tokens are the same. Run it twice with different question seeds: the second process's
-// first request finds the system prompt the first one computed.
+// first request finds the system prompt the first one computed. With --metrics-port, /metrics
+// serves the Redis tier's statistics too (kvkit_tier_* families, label tier="redis").
 #include <kvkit/kvkit.hpp>
 
 #include <algorithm>
@@ -72,10 +74,10 @@ std::vector<kvkit::token_id> system_prompt(const mini_engine::model_config& conf
 /// The hash seed every engine sharing one Redis uses (keys must agree across processes).
 constexpr std::uint64_t shared_seed = 0x6b766b69742d3133ull;
 
-template <class Cache>
+template <class Cache, class OnStep>
 kvkit::result<std::vector<mini_engine::request_record>> run_engine(
     Cache cache, const mini_engine::model_weights& weights,
-    const std::vector<mini_engine::request>& requests, bool prefix_caching) {
+    const std::vector<mini_engine::request>& requests, bool prefix_caching, OnStep on_step) {
   mini_engine::engine_options options;
   options.max_running = 1;
   options.prefix_caching = prefix_caching;
@@ -84,8 +86,11 @@ kvkit::result<std::vector<mini_engine::request_record>> run_engine(
     return kvkit::error{s.code(), s.message()};
   for (const auto& r : requests)
     engine.submit(r);
-  if (auto s = engine.run_until_idle(); !s)
-    return kvkit::error{s.code(), s.message()};
+  while (!engine.idle()) {
+    if (auto s = engine.step(); !s)
+      return kvkit::error{s.code(), s.message()};
+    on_step(engine.cache());
+  }
   auto records = engine.finished();
   std::sort(records.begin(), records.end(),
             [](const auto& a, const auto& b) { return a.id < b.id; });
@@ -99,7 +104,8 @@ kvkit::result<std::vector<mini_engine::request_record>> run_engine(
 
 /// --redis: requests of one system prompt through a cache whose pool sits on a shared Redis,
 /// then the same requests recomputed without a cache.
-int run_shared(const std::string& redis, std::uint64_t question_seed, int count) {
+int run_shared(const std::string& redis, std::uint64_t question_seed, int count, int metrics_port,
+               int metrics_linger) {
   const auto colon = redis.rfind(':');
   int port = 0;
   if (colon == std::string::npos || colon == 0 ||
@@ -107,6 +113,20 @@ int run_shared(const std::string& redis, std::uint64_t question_seed, int count)
           std::errc{} ||
       port < 1 || port > 65535)
     return fail("--redis '" + redis + "': accepted: HOST:PORT, e.g. 127.0.0.1:6379");
+#ifdef MINI_ENGINE_HAVE_METRICS_SERVER
+  std::unique_ptr<mini_engine::metrics_server> metrics;
+  if (metrics_port >= 0) {
+    auto server = mini_engine::metrics_server::start("127.0.0.1", metrics_port);
+    if (!server)
+      return fail(server.error().message());
+    metrics = std::move(*server);
+    std::printf("metrics: http://127.0.0.1:%d/metrics\n", metrics->port());
+    std::fflush(stdout);
+  }
+#else
+  if (metrics_port >= 0)
+    return fail("--metrics-port: built without cpp-httplib (apt-get install libcpp-httplib-dev)");
+#endif
   const mini_engine::model_config config = mini_engine::model_config::tiny();
   auto weights = mini_engine::model_weights::random(config);
   if (!weights)
@@ -150,7 +170,18 @@ int run_shared(const std::string& redis, std::uint64_t question_seed, int count)
   if (!cache)
     return fail(cache.error().message());
   cache->listener().attach<0>(std::move(*remote));
-  auto shared = run_engine(std::move(*cache), *weights, requests, true);
+  // /metrics: the pool's statistics and, with the `tier` label, the Redis tier's.
+  const auto publish = [&]([[maybe_unused]] const shared_cache_t& c) {
+#ifdef MINI_ENGINE_HAVE_METRICS_SERVER
+    if (metrics) {
+      const std::uint32_t classes[] = {0};
+      std::string text = mini_engine::render_metrics(c, classes, nullptr);
+      (void)kvkit::write_prometheus(text, c.listener().stats());
+      metrics->publish(std::move(text));
+    }
+#endif
+  };
+  auto shared = run_engine(std::move(*cache), *weights, requests, true, publish);
   if (!shared)
     return fail(shared.error().message());
   auto plain_storage = backend_t::storage_type::create(layout);
@@ -159,7 +190,7 @@ int run_shared(const std::string& redis, std::uint64_t question_seed, int count)
   auto plain = cache_t::create({}, std::move(*plain_storage));
   if (!plain)
     return fail(plain.error().message());
-  auto full = run_engine(std::move(*plain), *weights, requests, false);
+  auto full = run_engine(std::move(*plain), *weights, requests, false, [](const cache_t&) {});
   if (!full)
     return fail(full.error().message());
   std::size_t same = 0;
@@ -175,6 +206,9 @@ int run_shared(const std::string& redis, std::uint64_t question_seed, int count)
   }
   std::printf("generated tokens identical to a full recompute: %zu of %zu requests\n", same,
               requests.size());
+  std::fflush(stdout);
+  if (metrics_linger > 0)
+    std::this_thread::sleep_for(std::chrono::seconds(metrics_linger));
   return same == requests.size() ? 0 : 1;
 }
 #endif
@@ -214,7 +248,8 @@ int main(int argc, char** argv) {
 #ifdef MINI_ENGINE_HAVE_REDIS
     if (shared_requests < 1)
       return fail("--requests must be >= 1");
-    return run_shared(redis, static_cast<std::uint64_t>(question_seed), shared_requests);
+    return run_shared(redis, static_cast<std::uint64_t>(question_seed), shared_requests,
+                      metrics_port, metrics_linger);
 #else
     return fail("--redis: built without the Redis tier (apt-get install libhiredis-dev)");
 #endif

@@ -54,6 +54,29 @@ first_request parse_first(const std::string& text) {
   return r;
 }
 
+// A plain HTTP GET of /metrics on 127.0.0.1:port; the body, or "" on failure.
+std::string scrape(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return {};
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      ssize_t n = 0;
+      while ((n = ::read(fd, buf, sizeof buf)) > 0)
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
 TEST(TwoEngines, TheSecondFindsThePrefixTheFirstComputed) {
 #ifndef KVKIT_MINI_ENGINE_DEMO
   GTEST_SKIP() << "the mini engine demo is not built (KVKIT_BUILD_EXAMPLES=OFF)";
@@ -77,6 +100,33 @@ TEST(TwoEngines, TheSecondFindsThePrefixTheFirstComputed) {
   EXPECT_EQ(fb.cached, 512u);
   EXPECT_EQ(fb.prefilled, fb.prompt - 512u) << "only the suffix is prefilled";
   EXPECT_TRUE(fb.same) << "the same tokens as a full recompute\n" << b.text;
+
+  // A third engine serves /metrics with the Redis tier's statistics: scraped while it lingers.
+  FILE* p =
+      ::popen((demo + " --question-seed 3 --metrics-port 0 --metrics-linger 2 2>&1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char line[1024];
+  int port = -1;
+  std::string text, metrics;
+  while (std::fgets(line, sizeof line, p) != nullptr) {
+    text += line;
+    std::sscanf(line, "metrics: http://127.0.0.1:%d/metrics", &port);
+    if (std::string(line).find("generated tokens identical") != std::string::npos) {
+      metrics = scrape(port);
+      break;
+    }
+  }
+  while (std::fgets(line, sizeof line, p) != nullptr)
+    text += line;
+  ::pclose(p);
+  ASSERT_GT(port, 0) << text;
+  EXPECT_NE(metrics.find("kvkit_tier_promoted_tokens_total{tier=\"redis\"} 512"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("kvkit_tier_errors_total{tier=\"redis\",kind=\"connect\"} 0"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("kvkit_cache_queries_total{tier=\"pool\"} 4"), std::string::npos)
+      << metrics;
 #endif
 }
 
