@@ -49,6 +49,51 @@ struct tiered_stats {
   std::array<tier_level_stats, max_cache_tiers> levels{};  ///< Levels `[0, count)`.
 };
 
+/// @brief How a @ref kvkit::tiered composition reaches the bytes of a pool's storage: where block
+/// `b` is (`base + b * step`, segments `stride` apart) and, for memory the host cannot read
+/// (a GPU's), how to copy a block to and from a host buffer.
+struct kv_binding {
+  std::byte* base = nullptr;  ///< Segment 0 of block 0.
+  std::size_t stride = 0;     ///< Bytes from one segment of a block to the next.
+  std::size_t step = 0;       ///< Bytes from block `b` to block `b + 1` in a segment.
+  /// @brief Passed to the copy functions (a stream); unused for host memory.
+  void* context = nullptr;
+  /// @brief Null for host memory (the tiers read and write it directly). Otherwise copies block
+  /// view @p src of the pool into the contiguous host buffer @p dst and waits for the copy;
+  /// returns false when the copy failed (the block is then not offered to the tiers).
+  bool (*to_host)(void* context, kv_block_cview src, std::byte* dst, const kv_layout& l) = nullptr;
+  /// @brief Enqueues the copy of the contiguous host buffer @p src into block view @p dst of the
+  /// pool (asynchronous, ordered before later work on the storage's stream); false on failure.
+  bool (*to_pool)(void* context, const std::byte* src, kv_block_view dst,
+                  const kv_layout& l) = nullptr;
+  /// @brief Waits until the copies to_pool() enqueued have read their host buffers.
+  void (*wait)(void* context) = nullptr;
+};
+
+/// @brief How a storage type is bound to a @ref kvkit::tiered composition: a specialisation has
+/// `static kv_binding make(Storage&)`. Given for `host_storage<T>` here, and for
+/// `device_storage<T>` by `<kvkit/tiers/device_binding.hpp>` (which needs the CUDA runtime).
+/// @tparam Storage A @ref kvkit::kv_storage.
+template <class Storage>
+struct tier_storage_binding;
+
+/// @brief Binding of a host storage: the tiers copy its bytes with `memcpy`.
+/// @tparam T Element type.
+template <class T>
+struct tier_storage_binding<host_storage<T>> {
+  /// @brief The binding.
+  /// @param s The storage.
+  /// @return Its addresses (no copy functions).
+  static kv_binding make(host_storage<T>& s) {
+    const kv_block_view v = block_view(s, 0);
+    kv_binding b;
+    b.base = v.data;
+    b.stride = v.stride;
+    b.step = kv_segment_bytes(s.layout());
+    return b;
+  }
+};
+
 /// @brief Tiers under a pool, composed at compile time: the listener of a `prefix_cache`.
 ///
 /// ```cpp
@@ -177,20 +222,26 @@ class tiered {
 
   /// @brief Records where the storage's bytes are and the cache's hash seed. Called by the cache
   /// at every admission (the storage's memory does not move when the cache does).
-  /// @tparam T Element type of the storage.
+  /// @tparam Storage A storage with a @ref kvkit::tier_storage_binding (`host_storage`; with
+  /// `<kvkit/tiers/device_binding.hpp>`, `device_storage`).
   /// @param storage The pool's storage.
   /// @param seed The cache's hash seed.
-  template <class T>
-  void bind(host_storage<T>& storage, std::uint64_t seed) {
+  template <class Storage>
+  void bind(Storage& storage, std::uint64_t seed) {
+    static_assert(
+        requires { tier_storage_binding<Storage>::make(storage); },
+        "kvkit::tiered: this storage has no kvkit::tier_storage_binding; tiers work "
+        "over host_storage, and over device_storage with "
+        "<kvkit/tiers/device_binding.hpp> included");
     tokens_.fill(0);  // this admission's promotion, if any, sets them
     const kv_layout& l = storage.layout();
     layout_ = l;
     seed_ = seed;
     hasher_ = xxh3_hasher(seed);
-    const kv_block_view v = block_view(storage, 0);
-    base_ = v.data;
-    stride_ = v.stride;
-    step_ = kv_segment_bytes(l);
+    bound_ = tier_storage_binding<Storage>::make(storage);
+    base_ = bound_.base;
+    stride_ = bound_.stride;
+    step_ = bound_.step;
     check_layouts(std::index_sequence_for<Tiers...>{});
   }
 
@@ -212,10 +263,28 @@ class tiered {
     if (base_ == nullptr || chain.keys.empty())
       return 0;
     views_.resize(blocks.size());
-    for (std::size_t i = 0; i < blocks.size(); ++i)
-      views_[i] = kv_block_view{base_ + std::size_t{blocks[i]} * step_, stride_};
+    const bool staged = bound_.to_pool != nullptr;  // pool memory the host cannot write
+    const std::size_t bytes = layout_.block_bytes_all_layers();
+    if (staged) {
+      wait_staging();
+      staging_.resize(blocks.size() * bytes);
+    }
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+      views_[i] = staged ? contiguous_block_view(staging_.data() + i * bytes, layout_)
+                         : kv_block_view{base_ + std::size_t{blocks[i]} * step_, stride_};
+    }
     std::uint32_t n = 0;
     promote_from(chain, n, std::index_sequence_for<Tiers...>{});
+    if (staged) {
+      for (std::uint32_t i = 0; i < n; ++i) {
+        const kv_block_view dst{base_ + std::size_t{blocks[i]} * step_, stride_};
+        if (!bound_.to_pool(bound_.context, staging_.data() + i * bytes, dst, layout_)) {
+          n = i;  // the rest stay uncached: the request prefills them
+          break;
+        }
+        staging_busy_ = true;
+      }
+    }
     promoting_ = n != 0;
     return n;
   }
@@ -283,6 +352,16 @@ class tiered {
       levels_[i].warmed_blocks += held[i];
     });
     return held;
+  }
+
+  /// @brief Warming from the pool: stores one cached block of the bound storage in every tier
+  /// (`tier_store_reason::warm`). See kvkit::warm_tiers().
+  /// @param e The block, as the cache describes it (its key, parent key, tokens, namespace).
+  /// @return Per level, 1 when the tier holds it afterwards.
+  std::array<std::uint32_t, max_cache_tiers> warm_block(const block_event& e) {
+    if (base_ == nullptr)
+      return {};
+    return offer(e, tier_store_reason::warm);
   }
 
   /// @brief Statistics per level (the tiers' own counters included).
@@ -366,17 +445,34 @@ class tiered {
         ...);
   }
 
-  void offer(const block_event& e, tier_store_reason reason) {
+  std::array<std::uint32_t, max_cache_tiers> offer(const block_event& e, tier_store_reason reason) {
+    std::array<std::uint32_t, max_cache_tiers> held{};
     const tier_namespace ns = namespace_of(e.tenant_salt, e.session_id, e.extra_keys);
-    const tier_block b{ns, e.key, e.parent_key, e.tokens, block_bytes(e.block), 0};
+    kv_block_cview kv = block_bytes(e.block);
+    if (bound_.to_host != nullptr) {  // pool memory the host cannot read: through a host buffer
+      wait_staging();
+      staging_.resize(std::max(staging_.size(), layout_.block_bytes_all_layers()));
+      if (!bound_.to_host(bound_.context, kv, staging_.data(), layout_))
+        return held;
+      kv = contiguous_block_cview(staging_.data(), layout_);
+    }
+    const tier_block b{ns, e.key, e.parent_key, e.tokens, kv, 0};
     for_each([&](auto& t, std::size_t i) {
       using T = std::remove_cvref_t<decltype(t)>;
       if (!tier_traits<T>::accepts(t, reason))
         return;
-      const std::uint32_t held = t.store(std::span<const tier_block>(&b, 1), reason);
+      held[i] = t.store(std::span<const tier_block>(&b, 1), reason);
       (reason == tier_store_reason::eviction ? levels_[i].demoted_blocks
-                                             : levels_[i].written_blocks) += held;
+       : reason == tier_store_reason::commit ? levels_[i].written_blocks
+                                             : levels_[i].warmed_blocks) += held[i];
     });
+    return held;
+  }
+
+  void wait_staging() {
+    if (staging_busy_ && bound_.wait != nullptr)
+      bound_.wait(bound_.context);
+    staging_busy_ = false;
   }
 
   template <std::size_t... I>
@@ -400,6 +496,9 @@ class tiered {
   kv_layout layout_{};
   std::uint64_t seed_ = 0;
   xxh3_hasher hasher_{0};
+  kv_binding bound_{};
+  std::vector<std::byte> staging_;  // host copies of blocks of a pool the host cannot address
+  bool staging_busy_ = false;       // copies out of staging_ may still be running
   std::byte* base_ = nullptr;
   std::size_t stride_ = 0;
   std::size_t step_ = 0;
@@ -448,18 +547,23 @@ template <class Cache>
   const std::uint32_t whole = view->computed_tokens / bs;
   const std::vector<std::uint64_t> keys =
       tier_keys(cache, view->tokens.subspan(0, std::size_t{whole} * bs), options);
-  const tier_namespace ns =
-      tiers.namespace_of(options.tenant_salt, options.session_id, options.extra_keys);
-  std::vector<tier_block> blocks(whole);
+  const std::uint64_t root =
+      tiers.namespace_of(options.tenant_salt, options.session_id, options.extra_keys).key;
+  std::array<std::uint32_t, max_cache_tiers> held{};
   for (std::uint32_t k = 0; k < whole; ++k) {
-    blocks[k] = tier_block{ns,
-                           keys[k],
-                           k == 0 ? ns.key : keys[k - 1],
-                           view->tokens.subspan(std::size_t{k} * bs, bs),
-                           tiers.block_bytes(view->blocks[k]),
-                           options.request_class};
+    block_event e;
+    e.block = view->blocks[k];
+    e.key = keys[k];
+    e.parent_key = k == 0 ? root : keys[k - 1];
+    e.tokens = view->tokens.subspan(std::size_t{k} * bs, bs);
+    e.tenant_salt = options.tenant_salt;
+    e.session_id = options.session_id;
+    e.extra_keys = options.extra_keys;
+    const auto h = tiers.warm_block(e);
+    for (std::size_t i = 0; i < max_cache_tiers; ++i)
+      held[i] += h[i];
   }
-  return tiers.warm(blocks);
+  return held;
 }
 
 /// @brief Writes the statistics of every attached tier of a @ref kvkit::tiered in the Prometheus
