@@ -17,6 +17,13 @@
 // name (token traces with "class": "name") or number (0 for a trace without classes). One row
 // per run; every row has every column.
 //
+// Tiers (tiers.hpp): --host-tier-blocks N puts a host tier of N blocks under the pool, and
+// --remote-tier model|HOST:PORT a remote tier under that (an in-process unbounded model, or a
+// Redis server the user started). Each run then also reports the token hit rate of each level,
+// and the CSV gains the columns host_tier_blocks, remote_tier, pool_token_hit_rate,
+// host_token_hit_rate, remote_token_hit_rate, demoted_blocks, remote_errors (last, after the
+// per-class ones).
+//
 // See replay.hpp for how traces are replayed, optimal.hpp for the optimal eviction.
 #include <algorithm>
 #include <chrono>
@@ -34,6 +41,7 @@
 #include <vector>
 
 #include "replay.hpp"
+#include "tiers.hpp"
 #include <CLI/CLI.hpp>
 
 namespace {
@@ -241,6 +249,7 @@ int main(int argc, char** argv) {
   bool list = false, baseline = false, check = false, quiet = false, optimal = false;
   std::string cache_output = "on";
   int repeat = 1;
+  rp::tier_options tiers;
 
   app.add_option("trace", trace_path, "Trace file (JSON lines; '-' reads stdin)");
   app.add_option("--format", format, "Trace format")
@@ -305,6 +314,13 @@ int main(int argc, char** argv) {
                "trace and report it on stderr");
   app.add_option("--repeat", repeat, "Run each replay N times, keep the fastest")
       ->check(CLI::PositiveNumber);
+  app.add_option("--host-tier-blocks", tiers.host_blocks,
+                 "A host tier of N cache blocks under the pool (kvkit::host_tier, LRU): evicted "
+                 "blocks are demoted there and promoted back at admission")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 31));
+  app.add_option("--remote-tier", tiers.remote,
+                 "A remote tier under the host tier: 'model' (an in-process, unbounded model of "
+                 "a remote store) or HOST:PORT of a Redis server you started (kvkit::redis_tier)");
   app.add_flag("--check-invariants", check, "Check cache invariants after every request (slow)");
   app.add_flag("--list", list, "List the policy names and exit");
   app.add_flag("-q,--quiet", quiet, "No progress bar and no summary on stderr");
@@ -334,6 +350,26 @@ int main(int argc, char** argv) {
           std::cerr << s.message() << "\n";
           return 2;
         }
+
+  const bool with_tiers = tiers.host_blocks != 0 || !tiers.remote.empty();
+  if (with_tiers) {
+    if (auto s = rp::check_tiers(tiers); !s.ok()) {
+      std::cerr << s.message() << "\n";
+      return 2;
+    }
+    for (const auto& e : es) {
+      if (e == "optimal") {
+        std::cerr << "kvkit-replay: --optimal cannot run with tiers (--host-tier-blocks, "
+                     "--remote-tier)\n";
+        return 2;
+      }
+    }
+    if (as != std::vector<std::string>{"free_list"} || ms != std::vector<std::string>{"hash"}) {
+      std::cerr << "kvkit-replay: tiers (--host-tier-blocks, --remote-tier) run with "
+                   "--allocator free_list --matcher hash only\n";
+      return 2;
+    }
+  }
 
   if (!plot_prefix.empty() && !find_on_path("gnuplot")) {
     std::cerr << "kvkit-replay: --plot needs gnuplot, which is not on PATH; install the Debian "
@@ -445,6 +481,10 @@ int main(int argc, char** argv) {
     for (const char* col : {"requests", "block_hit_rate", "token_hit_rate"})
       out << ',' << csv_field("class_" + class_label(k) + "_" + col);
   }
+  if (with_tiers) {
+    out << ",host_tier_blocks,remote_tier,pool_token_hit_rate,host_token_hit_rate,"
+           "remote_token_hit_rate,demoted_blocks,remote_errors";
+  }
   out << '\n';
 
   if (!quiet) {
@@ -495,8 +535,10 @@ int main(int argc, char** argv) {
           bar.set_run(run, runs, a + "/" + m + "/" + e + " capacity " + c.kind);
           ro.capacity = c.blocks;
           std::optional<rp::replay_result> best;
+          rp::tier_figures tf;
           for (int i = 0; i < repeat; ++i) {
-            auto r = rp::replay(t, ro, a, m, e);
+            auto r =
+                with_tiers ? rp::replay_tiered(t, ro, tiers, e, &tf) : rp::replay(t, ro, a, m, e);
             if (!r.ok()) {
               bar.clear();
               std::cerr << r.error().message() << "\n";
@@ -517,6 +559,16 @@ int main(int argc, char** argv) {
             out << ',' << cf.requests << ',' << std::setprecision(6) << cf.block_hit_rate() << ','
                 << cf.token_hit_rate();
           }
+          const auto level_rate = [&](std::size_t i) {
+            return r.query_tokens == 0 ? 0.0
+                                       : double(r.level_hit_tokens[i]) / double(r.query_tokens);
+          };
+          if (with_tiers) {
+            out << ',' << tiers.host_blocks << ','
+                << (tiers.remote.empty() ? std::string("none") : tiers.remote) << ','
+                << std::setprecision(6) << level_rate(0) << ',' << level_rate(1) << ','
+                << level_rate(2) << ',' << tf.demoted << ',' << tf.remote.total_errors();
+          }
           out << '\n' << std::defaultfloat;
           out.flush();
           if (!quiet) {
@@ -527,6 +579,15 @@ int main(int argc, char** argv) {
                       << r.queued << ", rejected " << r.rejected << ", "
                       << r.lookups_per_sec() / 1e6 << " M block lookups/s\n"
                       << std::defaultfloat;
+            if (with_tiers) {
+              std::cerr << "  token hit rate by level: pool " << std::fixed << std::setprecision(2)
+                        << 100 * level_rate(0) << "%, host tier (" << tiers.host_blocks
+                        << " blocks) " << 100 * level_rate(1) << "%, remote tier ("
+                        << (tiers.remote.empty() ? std::string("none") : tiers.remote) << ") "
+                        << 100 * level_rate(2) << "%; demoted " << tf.demoted
+                        << " blocks, remote errors " << tf.remote.total_errors() << "\n"
+                        << std::defaultfloat;
+            }
             if (r.classes.size() > 1) {
               for (std::size_t k = 0; k < r.classes.size(); ++k) {
                 if (r.classes[k].requests == 0)

@@ -52,6 +52,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -173,6 +174,9 @@ struct replay_result {
   std::size_t max_queue = 0;             ///< Longest wait queue.
   double seconds = 0;                    ///< Wall time of the replay loop.
   std::vector<class_figures> classes;    ///< Per request class.
+  /// Of hit_tokens, the tokens each level served: the pool, the host tier, the remote tier
+  /// (tiers.hpp; all in the pool without tiers).
+  std::array<std::uint64_t, 3> level_hit_tokens{};
 
   /// Hit blocks / looked-up blocks.
   [[nodiscard]] double block_hit_rate() const noexcept {
@@ -592,6 +596,9 @@ class replayer {
     next_use_ = std::move(next_use);
   }
 
+  /// The cache (after run(): its statistics, its listener's).
+  [[nodiscard]] const Cache& cache() const noexcept { return cache_; }
+
   status run(replay_result& res) {
     res_ = &res;
     res.classes.assign(1, {});
@@ -700,6 +707,7 @@ class replayer {
     c.hit_blocks += hit_blocks;
     c.query_tokens += r.input_tokens;
     c.hit_tokens += hit_tokens;
+    count_levels(*adm, hit_tokens);
     if (plan_ != nullptr) {
       if (auto s = note_next_uses(r, adm->id, static_cast<std::uint32_t>(hit_blocks)); !s.ok())
         return error{s.code(), s.message()};
@@ -709,6 +717,26 @@ class replayer {
     last_uncached_ = r.input_tokens - hit_tokens;
     *id = adm->id;
     return outcome::started;
+  }
+
+  /// Splits a request's @p hit_tokens between the pool and the tiers (mooncake: in trace blocks,
+  /// pool first, so the last block's real length falls to the level that served it).
+  void count_levels(const admission& a, std::uint64_t hit_tokens) {
+    const std::uint64_t host = a.tier_cached_tokens[0];
+    const std::uint64_t remote = std::uint64_t{a.tier_cached_tokens[1]} + a.tier_cached_tokens[2];
+    const std::uint64_t pool = a.request.cached_tokens - host - remote;
+    if (t_.format == trace_format::mooncake) {
+      const std::uint64_t b = t_.trace_block_size;
+      const std::uint64_t p = std::min(pool * b, hit_tokens);
+      const std::uint64_t h = std::min((pool + host) * b, hit_tokens) - p;
+      res_->level_hit_tokens[0] += p;
+      res_->level_hit_tokens[1] += h;
+      res_->level_hit_tokens[2] += hit_tokens - p - h;
+    } else {
+      res_->level_hit_tokens[0] += pool;
+      res_->level_hit_tokens[1] += host;
+      res_->level_hit_tokens[2] += remote;
+    }
   }
 
   [[nodiscard]] std::size_t index_of(const request& r) const noexcept {

@@ -6,6 +6,8 @@
 //
 //   kvkit_mini_engine_demo [--metrics-port PORT [--metrics-linger SECONDS]]
 //                          [--events ENDPOINT [--events-replay ENDPOINT] [--events-linger SECONDS]]
+//   kvkit_mini_engine_demo --redis HOST:PORT [--question-seed N] [--requests N]
+//                          [--metrics-port PORT [--metrics-linger SECONDS]]
 //
 // With --metrics-port, the cache's statistics and the admission latency are served in the
 // Prometheus format on http://127.0.0.1:PORT/metrics during the runs (and SECONDS after them).
@@ -13,6 +15,15 @@
 // ENDPOINT, e.g. tcp://127.0.0.1:5557, or tcp://127.0.0.1:* for a free port; one batch per
 // engine step), with a replay socket on --events-replay; --events-linger keeps both open SECONDS
 // after the runs, for subscribers that fetch what they missed.
+//
+// With --redis, the engine shares its prefixes with other engines through one Redis server
+// (kvkit::tiered<kvkit::redis_tier> under the pool, written through on commit, one hash seed for
+// every engine): it runs N requests (4 by default) of the same system prompt with questions drawn
+// from --question-seed, one at a time, prints for each how many prompt tokens came from Redis and
+// how many it prefilled, then recomputes every request without any cache and checks that the
+// generated tokens are the same. Run it twice with different question seeds: the second process's
+// first request finds the system prompt the first one computed. With --metrics-port, /metrics
+// serves the Redis tier's statistics too (kvkit_tier_* families, label tier="redis").
 #include <kvkit/kvkit.hpp>
 
 #include <algorithm>
@@ -35,6 +46,10 @@
 #ifdef MINI_ENGINE_HAVE_EVENTS
 #include <kvkit/event_listener.hpp>
 #include <kvkit/events/zmq_publisher.hpp>
+#endif
+#ifdef MINI_ENGINE_HAVE_REDIS
+#include <kvkit/tiered.hpp>
+#include <kvkit/tiers/redis_tier.hpp>
 #endif
 
 namespace {
@@ -59,6 +74,159 @@ int fail(const std::string& what) {
   return 1;
 }
 
+std::vector<kvkit::token_id> system_prompt(const mini_engine::model_config& config) {
+  std::uint64_t state = 42;
+  std::vector<kvkit::token_id> system(512);
+  for (auto& t : system) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    t = static_cast<kvkit::token_id>((state >> 33) % config.vocab_size);
+  }
+  return system;
+}
+
+#ifdef MINI_ENGINE_HAVE_REDIS
+/// The hash seed every engine sharing one Redis uses (keys must agree across processes).
+constexpr std::uint64_t shared_seed = 0x6b766b69742d3133ull;
+
+template <class Cache, class OnStep>
+kvkit::result<std::vector<mini_engine::request_record>> run_engine(
+    Cache cache, const mini_engine::model_weights& weights,
+    const std::vector<mini_engine::request>& requests, bool prefix_caching, OnStep on_step) {
+  mini_engine::engine_options options;
+  options.max_running = 1;
+  options.prefix_caching = prefix_caching;
+  mini_engine::engine<Cache, backend_t> engine(std::move(cache), backend_t(weights), options);
+  if (auto s = engine.check(); !s)
+    return kvkit::error{s.code(), s.message()};
+  for (const auto& r : requests)
+    engine.submit(r);
+  while (!engine.idle()) {
+    if (auto s = engine.step(); !s)
+      return kvkit::error{s.code(), s.message()};
+    on_step(engine.cache());
+  }
+  auto records = engine.finished();
+  std::sort(records.begin(), records.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  for (const auto& rec : records) {
+    if (!rec.error.empty())
+      return kvkit::error{kvkit::errc::invalid_argument,
+                          "request " + std::to_string(rec.id) + ": " + rec.error};
+  }
+  return records;
+}
+
+/// --redis: requests of one system prompt through a cache whose pool sits on a shared Redis,
+/// then the same requests recomputed without a cache.
+int run_shared(const std::string& redis, std::uint64_t question_seed, int count, int metrics_port,
+               int metrics_linger) {
+  const auto colon = redis.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || colon == 0 ||
+      std::from_chars(redis.data() + colon + 1, redis.data() + redis.size(), port).ec !=
+          std::errc{} ||
+      port < 1 || port > 65535)
+    return fail("--redis '" + redis + "': accepted: HOST:PORT, e.g. 127.0.0.1:6379");
+#ifdef MINI_ENGINE_HAVE_METRICS_SERVER
+  std::unique_ptr<mini_engine::metrics_server> metrics;
+  if (metrics_port >= 0) {
+    auto server = mini_engine::metrics_server::start("127.0.0.1", metrics_port);
+    if (!server)
+      return fail(server.error().message());
+    metrics = std::move(*server);
+    std::printf("metrics: http://127.0.0.1:%d/metrics\n", metrics->port());
+    std::fflush(stdout);
+  }
+#else
+  if (metrics_port >= 0)
+    return fail("--metrics-port: built without cpp-httplib (apt-get install libcpp-httplib-dev)");
+#endif
+  const mini_engine::model_config config = mini_engine::model_config::tiny();
+  auto weights = mini_engine::model_weights::random(config);
+  if (!weights)
+    return fail(weights.error().message());
+  const auto system = system_prompt(config);
+  std::uint64_t state = question_seed * 0x9E3779B97F4A7C15ull + 1;
+  std::vector<mini_engine::request> requests;
+  for (int i = 0; i < count; ++i) {
+    mini_engine::request r;
+    r.prompt = system;
+    const std::uint32_t question = 32 + static_cast<std::uint32_t>(i * 7 % 40);
+    for (std::uint32_t j = 0; j < question; ++j) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      r.prompt.push_back(static_cast<kvkit::token_id>((state >> 33) % config.vocab_size));
+    }
+    r.max_new_tokens = 8;
+    requests.push_back(std::move(r));
+  }
+  const kvkit::kv_layout layout{.num_layers = config.num_layers,
+                                .num_kv_heads = config.num_kv_heads,
+                                .head_dim = config.head_dim,
+                                .block_size = 16,
+                                .num_blocks = 256};
+  using shared_cache_t =
+      kvkit::prefix_cache<kvkit::free_list_allocator, kvkit::hash_matcher, kvkit::lru_eviction,
+                          backend_t::storage_type, kvkit::tiered<kvkit::redis_tier>>;
+  kvkit::redis_tier_options ro;
+  ro.host = redis.substr(0, colon);
+  ro.port = static_cast<std::uint16_t>(port);
+  ro.model = "mini-engine-" + config.name + "-seed" + std::to_string(config.seed);
+  ro.write = kvkit::tier_write_policy::through;  // the next engine sees a prefix at once
+  auto remote = kvkit::redis_tier::create(layout, std::move(ro));
+  if (!remote)
+    return fail(remote.error().message());
+  kvkit::cache_config cc;
+  cc.seed = shared_seed;
+  auto storage = backend_t::storage_type::create(layout);
+  if (!storage)
+    return fail(storage.error().message());
+  auto cache = shared_cache_t::create(cc, std::move(*storage));
+  if (!cache)
+    return fail(cache.error().message());
+  cache->listener().attach<0>(std::move(*remote));
+  // /metrics: the pool's statistics and, with the `tier` label, the Redis tier's.
+  const auto publish = [&]([[maybe_unused]] const shared_cache_t& c) {
+#ifdef MINI_ENGINE_HAVE_METRICS_SERVER
+    if (metrics) {
+      const std::uint32_t classes[] = {0};
+      std::string text = mini_engine::render_metrics(c, classes, nullptr);
+      (void)kvkit::write_prometheus(text, c.listener().stats());
+      metrics->publish(std::move(text));
+    }
+#endif
+  };
+  auto shared = run_engine(std::move(*cache), *weights, requests, true, publish);
+  if (!shared)
+    return fail(shared.error().message());
+  auto plain_storage = backend_t::storage_type::create(layout);
+  if (!plain_storage)
+    return fail(plain_storage.error().message());
+  auto plain = cache_t::create({}, std::move(*plain_storage));
+  if (!plain)
+    return fail(plain.error().message());
+  auto full = run_engine(std::move(*plain), *weights, requests, false, [](const cache_t&) {});
+  if (!full)
+    return fail(full.error().message());
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const auto& r = (*shared)[i];
+    const bool equal = r.output == (*full)[i].output;
+    same += equal ? 1 : 0;
+    std::printf(
+        "request %zu: prompt %u tokens, cached %u (from redis %u), prefilled %u, "
+        "same tokens as a full recompute: %s\n",
+        i, r.prompt_tokens, r.cached_tokens, r.tier_cached_tokens[0],
+        r.prompt_tokens - r.cached_tokens, equal ? "yes" : "no");
+  }
+  std::printf("generated tokens identical to a full recompute: %zu of %zu requests\n", same,
+              requests.size());
+  std::fflush(stdout);
+  if (metrics_linger > 0)
+    std::this_thread::sleep_for(std::chrono::seconds(metrics_linger));
+  return same == requests.size() ? 0 : 1;
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -66,15 +234,26 @@ int main(int argc, char** argv) {
   int metrics_linger = 0;
   std::string events_endpoint, events_replay;
   int events_linger = 0;
+  std::string redis;
+  int question_seed = 1;
+  int shared_requests = 4;
   for (int i = 1; i < argc; i += 2) {
     const std::string_view flag = argv[i];
     if ((flag == "--events" || flag == "--events-replay") && i + 1 < argc) {
       (flag == "--events" ? events_endpoint : events_replay) = argv[i + 1];
       continue;
     }
+    if (flag == "--redis") {
+      if (i + 1 >= argc)
+        return fail("--redis needs HOST:PORT");
+      redis = argv[i + 1];
+      continue;
+    }
     int* target = flag == "--metrics-port"     ? &metrics_port
                   : flag == "--metrics-linger" ? &metrics_linger
                   : flag == "--events-linger"  ? &events_linger
+                  : flag == "--question-seed"  ? &question_seed
+                  : flag == "--requests"       ? &shared_requests
                                                : nullptr;
     const std::string_view value = i + 1 < argc ? argv[i + 1] : "";
     if (target == nullptr ||
@@ -83,8 +262,19 @@ int main(int argc, char** argv) {
       return fail("bad argument '" + std::string(flag) + (value.empty() ? "" : " ") +
                   std::string(value) +
                   "'; accepted: --metrics-port PORT (0: any free port), --metrics-linger SECONDS, "
-                  "--events ENDPOINT, --events-replay ENDPOINT, --events-linger SECONDS");
+                  "--events ENDPOINT, --events-replay ENDPOINT, --events-linger SECONDS, "
+                  "--redis HOST:PORT, --question-seed N, --requests N");
     }
+  }
+  if (!redis.empty()) {
+#ifdef MINI_ENGINE_HAVE_REDIS
+    if (shared_requests < 1)
+      return fail("--requests must be >= 1");
+    return run_shared(redis, static_cast<std::uint64_t>(question_seed), shared_requests,
+                      metrics_port, metrics_linger);
+#else
+    return fail("--redis: built without the Redis tier (apt-get install libhiredis-dev)");
+#endif
   }
 #ifdef MINI_ENGINE_HAVE_METRICS_SERVER
   std::unique_ptr<mini_engine::metrics_server> metrics;
@@ -133,9 +323,9 @@ int main(int argc, char** argv) {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
     return static_cast<kvkit::token_id>((state >> 33) % config.vocab_size);
   };
-  std::vector<kvkit::token_id> system(512);
-  for (auto& t : system)
-    t = next();
+  const std::vector<kvkit::token_id> system = system_prompt(config);
+  for (std::size_t i = 0; i < system.size(); ++i)
+    (void)next();  // the questions continue the same stream as before
   std::vector<mini_engine::request> requests;
   for (int i = 0; i < 16; ++i) {
     mini_engine::request r;

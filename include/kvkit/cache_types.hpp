@@ -7,6 +7,8 @@
 #include <kvkit/metrics.hpp>
 #include <kvkit/types.hpp>
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -44,12 +46,19 @@ struct sequence_id {
   friend bool operator==(const sequence_id&, const sequence_id&) = default;
 };
 
+/// @brief Most tiers a cache can have below its pool (see `kvkit::tiered`).
+inline constexpr std::size_t max_cache_tiers = 4;
+
 /// @brief What admit() did.
 struct admission {
   sequence_id id;                   ///< The new sequence.
   request_stats request;            ///< Prompt and cached token counts.
   std::uint32_t cached_blocks = 0;  ///< Leading blocks taken from the cache.
   std::uint32_t new_blocks = 0;     ///< Blocks allocated for the rest of the prompt.
+  /// @brief Of `request.cached_tokens`, the tokens promoted from each tier below the pool (index
+  /// `i`: the `i`-th tier of a `kvkit::tiered` listener); the rest came from the pool itself.
+  /// All zero without tiers.
+  std::array<std::uint32_t, max_cache_tiers> tier_cached_tokens{};
 };
 
 /// @brief What pin() did.

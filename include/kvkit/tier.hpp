@@ -17,6 +17,7 @@
 /// shared Redis server; CMake target `kvkit::redis`).
 #pragma once
 
+#include <kvkit/cache_types.hpp>
 #include <kvkit/layout.hpp>
 #include <kvkit/storage.hpp>
 #include <kvkit/types.hpp>
@@ -343,6 +344,24 @@ concept tier_has_expire = requires(T& t) {
 template <class T>
 concept tier_has_stats = requires(const T& t) {
   { t.stats() } -> std::same_as<tier_stats>;
+};
+
+// ---- what a prefix_cache asks of a listener that drives tiers -----------------------------------
+// A listener with these members is a tier driver (`kvkit::tiered`): the cache binds its storage
+// and hash seed to it, asks it to promote a prompt's continuation into blocks it allocated, and
+// tells it the scope of every invalidation by tenant, session or extra key.
+template <class L, class Storage>
+concept listener_promotes = requires(L& l, Storage& s, std::uint64_t seed, const tier_chain& c,
+                                     std::span<const block_id> blocks, std::uint32_t n) {
+  { l.bind(s, seed) } -> std::same_as<void>;
+  { l.promote(c, blocks) } -> std::same_as<std::uint32_t>;
+  { l.registered(n) } -> std::same_as<void>;
+  { l.promoted_tokens() } -> std::convertible_to<std::array<std::uint32_t, max_cache_tiers>>;
+  { l.scratch_keys(n) } -> std::same_as<std::span<std::uint64_t>>;
+};
+template <class L>
+concept listener_has_on_invalidated = requires(L& l, tier_scope s) {
+  { l.on_invalidated(s) } -> std::same_as<void>;
 };
 
 }  // namespace detail

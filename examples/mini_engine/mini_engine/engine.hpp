@@ -10,6 +10,7 @@
 #include <kvkit/prometheus.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -33,14 +34,17 @@ struct request {
 
 /// @brief What happened to one request; times in seconds since the engine started.
 struct request_record {
-  std::uint64_t id = 0;                 ///< Order of submission.
-  std::uint32_t request_class = 0;      ///< `options.request_class` of the request.
-  double arrival_s = 0;                 ///< Submission time.
-  double admitted_s = 0;                ///< When it got its blocks and started.
-  double first_token_s = 0;             ///< When its first token was streamed.
-  double finish_s = 0;                  ///< When its last token was streamed.
-  std::uint32_t prompt_tokens = 0;      ///< Prompt length.
-  std::uint32_t cached_tokens = 0;      ///< Leading prompt tokens served from the cache.
+  std::uint64_t id = 0;             ///< Order of submission.
+  std::uint32_t request_class = 0;  ///< `options.request_class` of the request.
+  double arrival_s = 0;             ///< Submission time.
+  double admitted_s = 0;            ///< When it got its blocks and started.
+  double first_token_s = 0;         ///< When its first token was streamed.
+  double finish_s = 0;              ///< When its last token was streamed.
+  std::uint32_t prompt_tokens = 0;  ///< Prompt length.
+  std::uint32_t cached_tokens = 0;  ///< Leading prompt tokens served from the cache.
+  /// @brief Of cached_tokens, those promoted from each tier below the pool (a cache whose listener
+  /// is a `kvkit::tiered`; all zero otherwise).
+  std::array<std::uint32_t, kvkit::max_cache_tiers> tier_cached_tokens{};
   std::vector<kvkit::token_id> output;  ///< Generated tokens.
   std::string error;                    ///< Why it failed (empty on success).
 
@@ -284,6 +288,7 @@ class engine {
       }
       e.seq = adm->id;
       e.rec.cached_tokens = adm->request.cached_tokens;
+      e.rec.tier_cached_tokens = adm->tier_cached_tokens;
       e.rec.admitted_s = now();
       e.computed = adm->request.cached_tokens;
       running_.push_back(std::move(e));

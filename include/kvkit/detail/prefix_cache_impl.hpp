@@ -9,11 +9,13 @@
 //   store()            owned -> cached      (the listener's on_stored)
 //   remove()           cached -> free       (the listener's on_removed, per removal_reason)
 //   take_ref()/drop_ref()  references, and with them the eviction policy's candidates
-//   extend_match()     where a lower tier would extend a pool hit (does nothing today)
+//   extend_match()     where the tiers below the pool extend a pool hit (a `kvkit::tiered`
+//                      listener; nothing without one)
 #pragma once
 
 #include <kvkit/concepts.hpp>
 #include <kvkit/prefix_cache.hpp>
+#include <kvkit/tier.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -416,15 +418,59 @@ block_id prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::allocate
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::extend_match(
     sequence_record& s, std::span<const token_id> prompt, std::uint32_t eligible) {
-  // Where a lower tier (host memory, a remote store) extends the pool's match: look up the blocks
-  // after s.committed_blocks under s.chain / s.last_node, and for each one found allocate a block,
-  // copy its bytes into the storage, append it to s.table, store() it and advance s.chain,
-  // s.last_node and s.committed_blocks; return how many. Room for them was checked with the
-  // rest of the prompt. No tier exists yet: nothing is extended.
-  (void)s;
-  (void)prompt;
-  (void)eligible;
-  return 0;
+  // The tiers below the pool (a `kvkit::tiered` listener) extend the pool's match: blocks for the
+  // eligible rest of the prompt are allocated (the prompt needs them anyway; room was checked),
+  // the tiers load the longest continuation they hold into them, and the loaded blocks are
+  // stored as cached; the blocks not loaded are given back for admit() to hand out again.
+  if constexpr (detail::listener_promotes<Listener, Storage>) {
+    listener_.bind(storage_, seed());
+    const std::uint32_t first = s.committed_blocks;
+    if (first >= eligible)
+      return 0;
+    const std::uint32_t want = eligible - first;
+    const std::uint32_t shift = tree_.block_shift();
+    const std::span<std::uint64_t> keys = listener_.scratch_keys(want);
+    const std::uint64_t parent = tree_.node_key(s.last_node);
+    for (std::uint32_t k = 0; k < want; ++k)
+      keys[k] =
+          tree_.hasher().chain(k == 0 ? parent : keys[k - 1], block_tokens(prompt, first + k));
+    const std::size_t base = s.table.size();
+    for (std::uint32_t k = 0; k < want; ++k)
+      s.table.push_back(allocate_block());
+    const detail::namespace_entry& e = namespaces_[s.ns];
+    const tier_chain chain{tier_namespace{e.key, e.salt, e.session, e.extra_keys}, parent, keys,
+                           prompt.subspan(std::size_t{first} << shift, std::size_t{want} << shift),
+                           s.request_class};
+    std::uint32_t n = listener_.promote(chain, std::span<const block_id>(s.table).subspan(base));
+    for (std::uint32_t k = 0; k < n; ++k) {
+      const auto toks = block_tokens(prompt, first + k);
+      cursor next = matcher_.child(s.chain, toks);
+      const std::uint32_t at = s.last_node;
+      if (matcher_.find(next, [&](block_id c) {
+            return tree_.parent(c) == at && tree_.holds(c, toks);
+          }) != invalid_block) {
+        n = k;  // an expired copy is still indexed there: commit() replaces it
+        break;
+      }
+      const block_id b = s.table[base + k];
+      store(s, first + k, b, next);
+      matcher_ops::bind(matcher_, next, b);
+      s.chain = next;
+      s.last_node = b;
+      ++s.committed_blocks;
+    }
+    listener_.registered(n);
+    for (std::uint32_t k = want; k-- > n;) {
+      drop_ref(s.table.back(), false);
+      s.table.pop_back();
+    }
+    return n;
+  } else {
+    (void)s;
+    (void)prompt;
+    (void)eligible;
+    return 0;
+  }
 }
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
@@ -507,6 +553,8 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::inv
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::invalidate_tenant(
     std::uint64_t tenant_salt) {
+  if constexpr (detail::listener_has_on_invalidated<Listener>)
+    listener_.on_invalidated(tier_scope::tenant(tenant_salt));
   return invalidate_if([&](std::uint64_t salt, std::uint64_t, std::span<const std::uint64_t>) {
     return salt == tenant_salt;
   });
@@ -515,6 +563,8 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::inv
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::invalidate_session(
     std::uint64_t session_id) {
+  if constexpr (detail::listener_has_on_invalidated<Listener>)
+    listener_.on_invalidated(tier_scope::session(session_id));
   return invalidate_if([&](std::uint64_t, std::uint64_t session, std::span<const std::uint64_t>) {
     return session == session_id;
   });
@@ -523,6 +573,8 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::inv
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::invalidate_key(
     std::uint64_t key) {
+  if constexpr (detail::listener_has_on_invalidated<Listener>)
+    listener_.on_invalidated(tier_scope::extra_key(key));
   return invalidate_if([&](std::uint64_t, std::uint64_t, std::span<const std::uint64_t> keys) {
     return std::ranges::find(keys, key) != keys.end();
   });
@@ -640,13 +692,14 @@ result<admission> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>:
   }
   s.committed_blocks = hit;
   s.prompt_tokens = static_cast<std::uint32_t>(prompt.size());
+  if (m.partial != invalid_block)  // held before anything is allocated: no eviction takes it
+    take_ref(m.partial, options.request_class);
   const std::uint32_t promoted = extend_match(s, prompt, eligible);
-  if (promoted != 0) {  // the partial block was relative to the pool's match
+  if (promoted != 0 && m.partial != invalid_block) {  // relative to the pool's match: unused
+    drop_ref(m.partial, false);
     m.partial = invalid_block;
     m.partial_tokens = 0;
   }
-  if (m.partial != invalid_block)
-    take_ref(m.partial, options.request_class);
   for (std::uint32_t i = promoted; i < fresh; ++i)
     s.table.push_back(allocate_block());
   const std::uint32_t hit_blocks = hit + promoted;
@@ -669,8 +722,11 @@ result<admission> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>:
   record.conversational = conversational;
   record.request_class = options.request_class;
   metrics_.admitted(record);
-  return admission{sequence_id{index, s.generation}, request_stats{s.prompt_tokens, cached_tokens},
-                   hit_blocks, fresh - promoted};
+  admission a{sequence_id{index, s.generation}, request_stats{s.prompt_tokens, cached_tokens},
+              hit_blocks, fresh - promoted};
+  if constexpr (detail::listener_promotes<Listener, Storage>)
+    a.tier_cached_tokens = listener_.promoted_tokens();
+  return a;
 }
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>

@@ -1,0 +1,371 @@
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+// Tiers under the pool (kvkit::tiered as a prefix_cache's listener), with real caches over
+// host_storage: demotion on eviction, promotion at admission (the same K/V bytes), per-tier cached
+// tokens, invalidation reaching the tiers, warming, and a differential test against a naive
+// two-level model (pool LRU + host tier LRU + an unbounded remote level).
+#include <kvkit/allocator/free_list.hpp>
+#include <kvkit/eviction/lru.hpp>
+#include <kvkit/matcher/hash.hpp>
+#include <kvkit/prefix_cache.hpp>
+#include <kvkit/storage.hpp>
+#include <kvkit/tiered.hpp>
+#include <kvkit/tiers/host_tier.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <list>
+#include <map>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "tiers/tiered_test_support.hpp"
+
+namespace {
+
+using kvkit::token_id;
+using kvkit::test::host_t;
+using kvkit::test::make_host;
+using kvkit::test::pool_layout;
+using kvkit::test::prompt_of;
+using kvkit::test::run_request;
+using tiers1_t = kvkit::tiered<host_t>;
+using tiers2_t = kvkit::tiered<host_t, host_t>;  // level 1 stands for an unbounded remote store
+template <class Tiers>
+auto make_cache(std::uint32_t blocks, std::uint64_t seed = 7) {
+  return kvkit::test::make_cache<Tiers>(blocks, seed);
+}
+
+TEST(Tiered, DemoteOnEvictThenPromoteGivesTheSameBytes) {
+  auto cache = make_cache<tiers1_t>(8);
+  cache.listener().attach<0>(make_host(64));
+  const auto a = prompt_of(1000, 17);  // 5 blocks, 4 eligible
+  EXPECT_EQ(run_request(cache, a).request.cached_tokens, 0u);
+  // Two other prompts of 8 blocks each push every block of `a` out of the pool.
+  run_request(cache, prompt_of(2000, 32));
+  run_request(cache, prompt_of(3000, 32));
+  EXPECT_EQ(cache.match(a), 0u) << "a is still in the pool";
+  const auto st = cache.listener().stats();
+  EXPECT_GE(st.levels[0].demoted_blocks, 4u);
+  // Admitted again: its 4 eligible blocks come back from the host tier, with their bytes
+  // (run_request compares them).
+  const auto adm = run_request(cache, a);
+  EXPECT_EQ(adm.request.cached_tokens, 16u);
+  EXPECT_EQ(adm.cached_blocks, 4u);
+  EXPECT_EQ(adm.tier_cached_tokens[0], 16u);
+  const auto st2 = cache.listener().stats();
+  EXPECT_EQ(st2.levels[0].promoted_tokens, 16u);
+  EXPECT_EQ(st2.levels[0].promotions, 1u);
+  EXPECT_EQ(st2.levels[0].tier.loaded_blocks, 4u);
+  // Now in the pool: the next admission is a pool hit, nothing promoted.
+  const auto adm2 = run_request(cache, a);
+  EXPECT_EQ(adm2.request.cached_tokens, 16u);
+  EXPECT_EQ(adm2.tier_cached_tokens[0], 0u);
+}
+
+TEST(Tiered, PoolHitThenTierContinuation) {
+  auto cache = make_cache<tiers2_t>(10);
+  cache.listener().attach<0>(make_host(4));
+  cache.listener().attach<1>(make_host(1024));
+  // A long prompt, evicted; its first block then brought back by a short prompt sharing it.
+  const auto a = prompt_of(1000, 33);  // 9 blocks, 8 eligible
+  run_request(cache, a);
+  run_request(cache, prompt_of(5000, 40));
+  EXPECT_EQ(cache.match(a), 0u);
+  run_request(cache, prompt_of(1000, 5));  // block 0 of a: host or remote
+  const auto adm = run_request(cache, a);
+  EXPECT_EQ(adm.request.cached_tokens, 32u);
+  // Pool has block 0; host holds the 4 most recently demoted blocks (a's tail: 4..7 were demoted
+  // after... whatever the order, the levels add up to the eight eligible blocks).
+  EXPECT_EQ(adm.tier_cached_tokens[0] + adm.tier_cached_tokens[1] + 4u, 32u);
+  EXPECT_GT(adm.tier_cached_tokens[1], 0u) << "the host tier holds only 4 blocks";
+}
+
+TEST(Tiered, NoTierAttachedChangesNothing) {
+  auto plain = make_cache<kvkit::no_listener>(8);
+  auto tiered = make_cache<tiers1_t>(8);
+  std::mt19937 rng(3);
+  for (int i = 0; i < 200; ++i) {
+    const auto p = prompt_of(static_cast<token_id>(1000 * (rng() % 6)), 1 + rng() % 30);
+    const auto x = run_request(plain, p);
+    const auto y = run_request(tiered, p);
+    EXPECT_EQ(x.request, y.request);
+    EXPECT_EQ(y.tier_cached_tokens[0], 0u);
+  }
+  EXPECT_EQ(plain.stats().hit_tokens, tiered.stats().hit_tokens);
+  EXPECT_EQ(plain.stats().evictions, tiered.stats().evictions);
+}
+
+TEST(Tiered, InvalidationReachesTheTiers) {
+  auto cache = make_cache<tiers1_t>(8);
+  cache.listener().attach<0>(make_host(64));
+  kvkit::request_options t1;
+  t1.tenant_salt = 11;
+  kvkit::request_options t2;
+  t2.tenant_salt = 22;
+  const auto a = prompt_of(1000, 17);
+  run_request(cache, a, t1);
+  run_request(cache, a, t2);
+  run_request(cache, prompt_of(2000, 32));
+  run_request(cache, prompt_of(3000, 32));
+  ASSERT_EQ(cache.match(a, t1), 0u);
+  ASSERT_EQ(cache.listener().tier<0>()->size(), 16u);  // a under both tenants, 8 blocks + 8
+  cache.invalidate_tenant(11);
+  EXPECT_EQ(cache.listener().stats().levels[0].invalidations, 1u);
+  EXPECT_EQ(cache.listener().tier<0>()->size(), 12u);
+  EXPECT_EQ(run_request(cache, a, t1).request.cached_tokens, 0u) << "tenant 11 was invalidated";
+  const auto other = run_request(cache, a, t2);
+  EXPECT_EQ(other.request.cached_tokens, 16u);
+  EXPECT_EQ(other.tier_cached_tokens[0], 16u);
+}
+
+TEST(Tiered, WarmingFillsTheTiersForAnotherCache) {
+  // Engine A computes a system prompt and warms the shared level; engine B (another pool, same
+  // seed) finds it there on its first request.
+  auto a = make_cache<tiers1_t>(16, 99);
+  auto b = make_cache<tiers1_t>(16, 99);
+  a.listener().attach<0>(make_host(64));
+  const auto sys = prompt_of(7000, 24);  // 6 blocks
+  kvkit::sequence_id seq;
+  run_request(a, sys, {}, true, &seq);
+  auto warmed = kvkit::warm_tiers(a, seq);
+  ASSERT_TRUE(warmed.ok());
+  EXPECT_EQ((*warmed)[0], 6u);
+  ASSERT_TRUE(a.finish(seq).ok());
+  // Move A's host tier under B (a shared store in miniature).
+  b.listener().attach<0>(std::move(*a.listener().tier<0>()));
+  a.listener().detach<0>();
+  auto prompt = sys;
+  prompt.insert(prompt.end(), {1, 2, 3, 4, 5});
+  const auto adm = run_request(b, prompt);
+  EXPECT_EQ(adm.request.cached_tokens, 24u);
+  EXPECT_EQ(adm.tier_cached_tokens[0], 24u);
+  EXPECT_FALSE(kvkit::warm_tiers(a, seq).ok()) << "a finished sequence is refused";
+}
+
+TEST(Tiered, ATierOfAnotherShapeIsNeverUsed) {
+  auto cache = make_cache<tiers1_t>(8);
+  kvkit::kv_layout other = pool_layout(1);
+  other.head_dim = 16;
+  host_t::options o;
+  o.capacity_blocks = 16;
+  cache.listener().attach<0>(host_t::create(other, std::move(o)).value());
+  run_request(cache, prompt_of(1, 9));
+  EXPECT_FALSE(cache.listener().attached<0>());
+}
+
+TEST(Tiered, PrometheusTextPerTier) {
+  auto cache = make_cache<tiers2_t>(8);
+  cache.listener().attach<0>(make_host(64));
+  cache.listener().attach<1>(make_host(64));
+  const auto a = prompt_of(1000, 17);
+  run_request(cache, a);
+  run_request(cache, prompt_of(2000, 32));
+  run_request(cache, prompt_of(3000, 32));
+  run_request(cache, a);  // 16 tokens promoted from the first level
+  std::string text;
+  ASSERT_TRUE(kvkit::write_prometheus(text, cache.listener().stats()).ok());
+  const auto has = [&](const std::string& line) {
+    return text.find(line + "\n") != std::string::npos;
+  };
+  EXPECT_TRUE(has("kvkit_tier_promoted_tokens_total{tier=\"host_0\"} 16")) << text;
+  EXPECT_TRUE(has("kvkit_tier_promoted_tokens_total{tier=\"host_1\"} 0")) << text;
+  EXPECT_TRUE(has("kvkit_tier_promotions_total{tier=\"host_0\"} 1")) << text;
+  EXPECT_TRUE(has("kvkit_tier_bytes_total{tier=\"host_0\",direction=\"out\"} " +
+                  std::to_string(4 * pool_layout(1).block_bytes_all_layers())))
+      << text;
+  EXPECT_TRUE(has("kvkit_tier_errors_total{tier=\"host_0\",kind=\"timeout\"} 0")) << text;
+  EXPECT_TRUE(has("# TYPE kvkit_tier_promotion_latency_seconds gauge")) << text;
+  EXPECT_TRUE(has("kvkit_tier_capacity_blocks{tier=\"host_1\"} 64")) << text;
+  const auto st = cache.listener().stats();
+  EXPECT_TRUE(has("kvkit_tier_demoted_blocks_total{tier=\"host_0\"} " +
+                  std::to_string(st.levels[0].demoted_blocks)))
+      << text;
+  // One family header each, however many tiers.
+  std::size_t n = 0;
+  for (std::size_t at = 0;
+       (at = text.find("# TYPE kvkit_tier_hits_total ", at)) != std::string::npos; ++at)
+    ++n;
+  EXPECT_EQ(n, 1u);
+  kvkit::prometheus_options bad;
+  bad.prefix = "9bad";
+  std::string ignored;
+  EXPECT_FALSE(kvkit::write_prometheus(ignored, st, bad).ok());
+}
+
+// ---- differential test against a naive two-level model -----------------------------------------
+
+// Pool LRU (sequential requests: the victim is the least recently released cached block), a host
+// level with LRU of bounded capacity, and an unbounded remote level; each written as plainly as
+// possible over whole prefixes.
+class naive_tiers {
+ public:
+  using key = std::pair<std::uint64_t, std::vector<token_id>>;  // tenant, prefix tokens
+  struct hits {
+    std::uint32_t pool = 0, host = 0, remote = 0;
+  };
+
+  naive_tiers(std::uint32_t pool_blocks, std::uint32_t host_blocks, std::uint32_t bs)
+      : free_(pool_blocks), host_cap_(host_blocks), bs_(bs) {}
+
+  hits request(std::uint64_t tenant, const std::vector<token_id>& p) {
+    const std::size_t eligible = (p.size() - 1) / bs_;
+    const std::size_t needed = (p.size() + bs_ - 1) / bs_;
+    const std::size_t full = p.size() / bs_;
+    auto key_of = [&](std::size_t k) {
+      return key{tenant, std::vector<token_id>(p.begin(), p.begin() + (k + 1) * bs_)};
+    };
+    hits h;
+    std::size_t k = 0;
+    while (k < eligible && pool_.count(key_of(k)))
+      ++k;
+    h.pool = static_cast<std::uint32_t>(k);
+    std::set<key> referenced;
+    for (std::size_t j = 0; j < k; ++j) {
+      referenced.insert(key_of(j));
+      lru_.remove(key_of(j));
+    }
+    // Blocks for the eligible rest, then the tiers in order.
+    const std::size_t want = eligible - k;
+    for (std::size_t j = 0; j < want; ++j)
+      allocate();
+    std::size_t n0 = 0;
+    while (k + n0 < eligible && host_has(key_of(k + n0)))
+      ++n0;
+    for (std::size_t j = n0; j-- > 0;)  // a hit refreshes tail first
+      host_touch(key_of(k + j));
+    std::size_t n1 = 0;
+    while (k + n0 + n1 < eligible && remote_.count(key_of(k + n0 + n1)))
+      ++n1;
+    h.host = static_cast<std::uint32_t>(n0);
+    h.remote = static_cast<std::uint32_t>(n1);
+    const std::size_t promoted = n0 + n1;
+    for (std::size_t j = k; j < k + promoted; ++j) {
+      pool_.insert(key_of(j));
+      referenced.insert(key_of(j));
+    }
+    free_ += want - promoted;
+    for (std::size_t j = k + promoted; j < needed; ++j)
+      allocate();
+    // Commit every full block; then release tail first.
+    std::vector<bool> cached(needed, false);
+    for (std::size_t j = 0; j < full; ++j) {
+      if (j >= k + promoted && pool_.count(key_of(j))) {  // deduplicated: ours is freed
+        lru_.remove(key_of(j));
+        ++free_;
+      }
+      pool_.insert(key_of(j));
+      cached[j] = true;
+    }
+    for (std::size_t j = needed; j-- > 0;) {
+      if (cached[j]) {
+        lru_.remove(key_of(j));
+        lru_.push_back(key_of(j));
+      } else {
+        ++free_;
+      }
+    }
+    return h;
+  }
+
+  void invalidate_tenant(std::uint64_t t) {
+    std::erase_if(pool_, [&](const key& x) {
+      if (x.first != t)
+        return false;
+      lru_.remove(x);
+      ++free_;
+      return true;
+    });
+    std::erase_if(host_, [&](const key& x) { return x.first == t; });
+    std::erase_if(remote_, [&](const key& x) { return x.first == t; });
+  }
+
+ private:
+  void allocate() {
+    if (free_ > 0) {
+      --free_;
+      return;
+    }
+    // Sequential requests release children before parents, so the LRU victim is a leaf.
+    const key victim = lru_.front();
+    lru_.pop_front();
+    pool_.erase(victim);
+    demote(victim);
+  }
+  void demote(const key& x) {
+    if (host_has(x)) {
+      host_touch(x);
+    } else {
+      if (host_.size() == host_cap_)
+        host_.erase(host_.begin());
+      host_.push_back(x);
+    }
+    remote_.insert(x);
+  }
+  bool host_has(const key& x) const {
+    return std::find(host_.begin(), host_.end(), x) != host_.end();
+  }
+  void host_touch(const key& x) {
+    host_.erase(std::find(host_.begin(), host_.end(), x));
+    host_.push_back(x);
+  }
+
+  std::set<key> pool_;
+  std::list<key> lru_;  // evictable pool blocks, least recently released first
+  std::size_t free_;
+  std::vector<key> host_;  // least recently used first
+  std::size_t host_cap_;
+  std::set<key> remote_;
+  std::size_t bs_;
+};
+
+TEST(Tiered, AgreesWithANaiveTwoLevelModel) {
+  for (std::uint32_t seed = 1; seed <= 6; ++seed) {
+    const std::uint32_t pool_blocks = 12 + 4 * seed;
+    const std::uint32_t host_blocks = 6 + 3 * seed;
+    auto cache = make_cache<tiers2_t>(pool_blocks, seed);
+    cache.listener().attach<0>(make_host(host_blocks));
+    cache.listener().attach<1>(make_host(1 << 14));
+    naive_tiers model(pool_blocks, host_blocks, 4);
+    std::mt19937 rng(seed);
+    // Prompts grow from a few shared trunks, so prefixes are shared, evicted and come back.
+    std::vector<std::vector<token_id>> trunks;
+    for (int t = 0; t < 8; ++t) {
+      std::vector<token_id> tr(4 * (1 + rng() % 6));
+      for (auto& x : tr)
+        x = static_cast<token_id>(rng() % 50);
+      trunks.push_back(tr);
+    }
+    std::uint64_t host_tokens = 0, remote_tokens = 0;
+    for (int i = 0; i < 400; ++i) {
+      auto p = trunks[rng() % trunks.size()];
+      const std::size_t extra = rng() % 9;
+      for (std::size_t j = 0; j < extra; ++j)
+        p.push_back(static_cast<token_id>(rng() % 3));
+      kvkit::request_options o;
+      o.tenant_salt = rng() % 4 == 0 ? 5 : 0;
+      if (i % 97 == 96) {
+        cache.invalidate_tenant(5);
+        model.invalidate_tenant(5);
+      }
+      const auto want = model.request(o.tenant_salt, p);
+      const auto got = run_request(cache, p, o);
+      ASSERT_EQ(got.request.cached_tokens, 4 * (want.pool + want.host + want.remote))
+          << "seed " << seed << " request " << i;
+      ASSERT_EQ(got.tier_cached_tokens[0], 4 * want.host) << "seed " << seed << " request " << i;
+      ASSERT_EQ(got.tier_cached_tokens[1], 4 * want.remote) << "seed " << seed << " request " << i;
+      host_tokens += got.tier_cached_tokens[0];
+      remote_tokens += got.tier_cached_tokens[1];
+    }
+    EXPECT_GT(host_tokens, 0u) << "seed " << seed << ": the workload never promoted from host";
+    EXPECT_GT(remote_tokens, 0u) << "seed " << seed << ": nor from the remote level";
+    const auto st = cache.listener().stats();
+    EXPECT_EQ(st.levels[0].promoted_tokens, host_tokens);
+    EXPECT_EQ(st.levels[1].promoted_tokens, remote_tokens);
+  }
+}
+
+}  // namespace
