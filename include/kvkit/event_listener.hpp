@@ -71,7 +71,8 @@ class event_listener {
     sink_ = &sink;
     medium_.assign(medium);
     for (slot& s : slots_)
-      s.published = false;  // the new sink saw none of them
+      s = slot{};  // the new sink saw none of them (and blocks may have changed meanwhile)
+    published_count_ = 0;
   }
 
   /// @brief Stops reporting (the sink is no longer used).

@@ -235,10 +235,22 @@ TEST(CacheEvents, NothingIsReportedWithoutASinkAndDetachStops) {
   EXPECT_EQ(rec.events()[0].medium, "CPU");
   EXPECT_FALSE(rec.events()[0].parent_hash.has_value());
   EXPECT_EQ(rec.events()[1].parent_hash, rec.events()[0].hash);
+  EXPECT_EQ(c.listener().published_blocks(), 3u);
   c.listener().detach();
   ASSERT_TRUE(c.finish(b->id).ok());
   c.clear();
   EXPECT_EQ(rec.events().size(), 3u);
+  // Attached again: a new subscriber saw none of the blocks cached meanwhile.
+  const auto q = kvkit::test::iota_tokens(500, 9);
+  auto d = c.admit(q);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(c.commit(d->id).ok());
+  ASSERT_TRUE(c.finish(d->id).ok());
+  kvkit::recording_event_sink later;
+  c.listener().attach(later);
+  EXPECT_EQ(c.listener().published_blocks(), 0u);
+  c.invalidate_tenant(0);
+  EXPECT_TRUE(later.events().empty()) << "no removal of a block the sink never saw stored";
 }
 
 }  // namespace
