@@ -122,6 +122,44 @@ TEST(Tiered, InvalidationReachesTheTiers) {
   EXPECT_EQ(other.tier_cached_tokens[0], 16u);
 }
 
+TEST(Tiered, SessionAndExtraKeyInvalidationReachTheTiers) {
+  auto cache = make_cache<tiers1_t>(8);
+  cache.listener().attach<0>(make_host(64));
+  const std::uint64_t v1[] = {7};
+  kvkit::request_options versioned;
+  versioned.extra_keys = v1;
+  kvkit::request_options session;
+  session.session_id = 99;
+  const auto a = prompt_of(1000, 17);
+  run_request(cache, a, versioned);
+  run_request(cache, a, session);
+  run_request(cache, a);  // the shared namespace
+  run_request(cache, prompt_of(2000, 32));
+  run_request(cache, prompt_of(3000, 32));
+  const auto* host = cache.listener().tier<0>();
+  const auto held = [&](const kvkit::request_options& o) {
+    std::uint32_t n = 0;
+    for (const auto k : kvkit::tier_keys(cache, std::span(a).first(16), o))
+      n += host->contains(k) ? 1u : 0u;
+    return n;
+  };
+  ASSERT_EQ(held(versioned), 4u);
+  ASSERT_EQ(held(session), 4u);
+  ASSERT_EQ(held({}), 4u);
+  ASSERT_EQ(host->size(), 20u);  // a in three namespaces, and the 2000 prompt's 8 blocks
+  cache.invalidate_key(7);
+  EXPECT_EQ(held(versioned), 0u);
+  EXPECT_EQ(host->size(), 16u);
+  cache.invalidate_session(99);
+  EXPECT_EQ(held(session), 0u);
+  EXPECT_EQ(held({}), 4u);
+  EXPECT_EQ(host->size(), 12u);
+  EXPECT_EQ(run_request(cache, a, versioned).tier_cached_tokens[0], 0u);
+  EXPECT_EQ(run_request(cache, a, session).tier_cached_tokens[0], 0u);
+  EXPECT_EQ(run_request(cache, a).tier_cached_tokens[0], 16u) << "other namespaces keep theirs";
+  EXPECT_EQ(cache.listener().stats().levels[0].invalidations, 2u);
+}
+
 TEST(Tiered, WarmingFillsTheTiersForAnotherCache) {
   // Engine A computes a system prompt and warms the shared level; engine B (another pool, same
   // seed) finds it there on its first request.
