@@ -9,6 +9,7 @@
 #include <kvkit/cache_types.hpp>
 #include <kvkit/concepts.hpp>
 #include <kvkit/hashing.hpp>
+#include <kvkit/prefix_cache.hpp>
 #include <kvkit/prometheus.hpp>
 #include <kvkit/storage.hpp>
 #include <kvkit/tier.hpp>
