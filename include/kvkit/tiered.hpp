@@ -246,6 +246,12 @@ class tiered {
     check_layouts(std::index_sequence_for<Tiers...>{});
   }
 
+  /// @brief Whether any tier is attached (the cache asks before it allocates for a promotion).
+  /// @return True when at least one level holds a tier.
+  [[nodiscard]] bool active() const noexcept {
+    return std::apply([](const auto&... t) { return (t.has_value() || ...); }, tiers_);
+  }
+
   /// @brief Scratch space for the keys of a chain. Called by the cache.
   /// @param n Keys.
   /// @return `n` keys.
