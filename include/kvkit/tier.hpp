@@ -14,7 +14,8 @@
 ///
 /// Shipped tiers: `kvkit::host_tier` (`<kvkit/tiers/host_tier.hpp>`, bounded host memory with any
 /// eviction policy of the catalogue) and `kvkit::redis_tier` (`<kvkit/tiers/redis_tier.hpp>`, a
-/// shared Redis server; CMake target `kvkit::redis`).
+/// shared Redis server; CMake target `kvkit::redis`). `kvkit::tiered` (`<kvkit/tiered.hpp>`) puts
+/// them under a `prefix_cache`'s pool.
 #pragma once
 
 #include <kvkit/cache_types.hpp>

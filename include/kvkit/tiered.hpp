@@ -9,6 +9,7 @@
 #include <kvkit/cache_types.hpp>
 #include <kvkit/concepts.hpp>
 #include <kvkit/hashing.hpp>
+#include <kvkit/prefix_cache.hpp>
 #include <kvkit/prometheus.hpp>
 #include <kvkit/storage.hpp>
 #include <kvkit/tier.hpp>
@@ -243,6 +244,12 @@ class tiered {
     stride_ = bound_.stride;
     step_ = bound_.step;
     check_layouts(std::index_sequence_for<Tiers...>{});
+  }
+
+  /// @brief Whether any tier is attached (the cache asks before it allocates for a promotion).
+  /// @return True when at least one level holds a tier.
+  [[nodiscard]] bool active() const noexcept {
+    return std::apply([](const auto&... t) { return (t.has_value() || ...); }, tiers_);
   }
 
   /// @brief Scratch space for the keys of a chain. Called by the cache.

@@ -4,6 +4,7 @@
 // tokens, invalidation reaching the tiers, warming, and a differential test against a naive
 // two-level model (pool LRU + host tier LRU + an unbounded remote level).
 #include <kvkit/allocator/free_list.hpp>
+#include <kvkit/catalogue.hpp>
 #include <kvkit/eviction/lru.hpp>
 #include <kvkit/matcher/hash.hpp>
 #include <kvkit/prefix_cache.hpp>
@@ -120,6 +121,44 @@ TEST(Tiered, InvalidationReachesTheTiers) {
   const auto other = run_request(cache, a, t2);
   EXPECT_EQ(other.request.cached_tokens, 16u);
   EXPECT_EQ(other.tier_cached_tokens[0], 16u);
+}
+
+TEST(Tiered, SessionAndExtraKeyInvalidationReachTheTiers) {
+  auto cache = make_cache<tiers1_t>(8);
+  cache.listener().attach<0>(make_host(64));
+  const std::uint64_t v1[] = {7};
+  kvkit::request_options versioned;
+  versioned.extra_keys = v1;
+  kvkit::request_options session;
+  session.session_id = 99;
+  const auto a = prompt_of(1000, 17);
+  run_request(cache, a, versioned);
+  run_request(cache, a, session);
+  run_request(cache, a);  // the shared namespace
+  run_request(cache, prompt_of(2000, 32));
+  run_request(cache, prompt_of(3000, 32));
+  const auto* host = cache.listener().tier<0>();
+  const auto held = [&](const kvkit::request_options& o) {
+    std::uint32_t n = 0;
+    for (const auto k : kvkit::tier_keys(cache, std::span(a).first(16), o))
+      n += host->contains(k) ? 1u : 0u;
+    return n;
+  };
+  ASSERT_EQ(held(versioned), 4u);
+  ASSERT_EQ(held(session), 4u);
+  ASSERT_EQ(held({}), 4u);
+  ASSERT_EQ(host->size(), 20u);  // a in three namespaces, and the 2000 prompt's 8 blocks
+  cache.invalidate_key(7);
+  EXPECT_EQ(held(versioned), 0u);
+  EXPECT_EQ(host->size(), 16u);
+  cache.invalidate_session(99);
+  EXPECT_EQ(held(session), 0u);
+  EXPECT_EQ(held({}), 4u);
+  EXPECT_EQ(host->size(), 12u);
+  EXPECT_EQ(run_request(cache, a, versioned).tier_cached_tokens[0], 0u);
+  EXPECT_EQ(run_request(cache, a, session).tier_cached_tokens[0], 0u);
+  EXPECT_EQ(run_request(cache, a).tier_cached_tokens[0], 16u) << "other namespaces keep theirs";
+  EXPECT_EQ(cache.listener().stats().levels[0].invalidations, 2u);
 }
 
 TEST(Tiered, WarmingFillsTheTiersForAnotherCache) {
@@ -366,6 +405,76 @@ TEST(Tiered, AgreesWithANaiveTwoLevelModel) {
     EXPECT_EQ(st.levels[0].promoted_tokens, host_tokens);
     EXPECT_EQ(st.levels[1].promoted_tokens, remote_tokens);
   }
+}
+
+// ---- every matcher and eviction policy under tiers: never wrong K/V ----------------------------
+
+template <class Matcher, class Eviction>
+struct combo {
+  using matcher = Matcher;
+  using eviction = Eviction;
+};
+
+template <class C>
+class TieredCombinations : public ::testing::Test {};
+
+using combos = ::testing::Types<combo<kvkit::radix_matcher, kvkit::lru_eviction>,
+                                combo<kvkit::hash_matcher, kvkit::sieve_eviction>,
+                                combo<kvkit::session_matcher, kvkit::lfu_eviction>,
+                                combo<kvkit::radix_matcher, kvkit::fifo_eviction>,
+                                combo<kvkit::hash_matcher, kvkit::priority_eviction>,
+                                combo<kvkit::radix_matcher, kvkit::ttl_eviction>>;
+TYPED_TEST_SUITE(TieredCombinations, combos);
+
+// Overlapping requests (up to three live), tenants, sessions, invalidations; every admission's
+// cached blocks are compared byte for byte with what their prefix computed (run_request), and the
+// cache's invariants are checked after each.
+TYPED_TEST(TieredCombinations, RandomWorkloadNeverReturnsWrongBytes) {
+  using cache_type =
+      kvkit::prefix_cache<kvkit::free_list_allocator, typename TypeParam::matcher,
+                          typename TypeParam::eviction, kvkit::host_storage<kvkit::fp16>, tiers2_t>;
+  kvkit::cache_config cc;
+  cc.seed = 17;
+  auto cache =
+      cache_type::create(cc, kvkit::host_storage<kvkit::fp16>::create(pool_layout(40)).value())
+          .value();
+  cache.listener().template attach<0>(make_host(10));
+  cache.listener().template attach<1>(make_host(4096));
+  std::mt19937 rng(23);
+  std::vector<std::vector<token_id>> trunks;
+  for (int t = 0; t < 6; ++t) {
+    std::vector<token_id> tr(2 + rng() % 22);
+    for (auto& x : tr)
+      x = static_cast<token_id>(rng() % 20);
+    trunks.push_back(tr);
+  }
+  std::vector<kvkit::sequence_id> live;
+  std::uint64_t promoted = 0;
+  for (int i = 0; i < 300; ++i) {
+    auto p = trunks[rng() % trunks.size()];
+    for (std::size_t j = rng() % 10; j > 0; --j)
+      p.push_back(static_cast<token_id>(rng() % 4));
+    kvkit::request_options o;
+    o.tenant_salt = rng() % 5 == 0 ? 3 : 0;
+    o.session_id = rng() % 4 == 0 ? 1 + rng() % 2 : 0;
+    kvkit::sequence_id id;
+    const auto a = run_request(cache, p, o, true, &id);
+    promoted += a.tier_cached_tokens[0] + a.tier_cached_tokens[1];
+    live.push_back(id);
+    if (live.size() > 2 || rng() % 2 == 0) {
+      const std::size_t k = rng() % live.size();
+      ASSERT_TRUE(cache.finish(live[k]).ok());
+      live.erase(live.begin() + static_cast<std::ptrdiff_t>(k));
+    }
+    if (i % 61 == 60)
+      cache.invalidate_tenant(3);
+    if (i % 89 == 88)
+      cache.invalidate_session(1);
+    ASSERT_TRUE(cache.check_invariants().ok()) << cache.check_invariants().message();
+    if (::testing::Test::HasFailure())
+      return;
+  }
+  EXPECT_GT(promoted, 0u) << "the workload never promoted";
 }
 
 }  // namespace

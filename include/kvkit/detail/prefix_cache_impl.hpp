@@ -425,7 +425,7 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::ext
   if constexpr (detail::listener_promotes<Listener, Storage>) {
     listener_.bind(storage_, seed());
     const std::uint32_t first = s.committed_blocks;
-    if (first >= eligible)
+    if (first >= eligible || !listener_.active())
       return 0;
     const std::uint32_t want = eligible - first;
     const std::uint32_t shift = tree_.block_shift();

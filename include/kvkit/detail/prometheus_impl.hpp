@@ -61,7 +61,7 @@ struct cache_metric {
 };
 
 // Every field of cache_stats, in its declaration order.
-inline constexpr std::array<cache_metric, 31> cache_metrics{{
+inline constexpr std::array<cache_metric, 31> cache_metric_table{{
     {"cache_queries_total", prometheus_type::counter, "Admissions (prompts looked up).",
      [](const cache_stats& s) -> std::uint64_t {
        return s.queries;
@@ -393,7 +393,7 @@ inline double latency_histogram::sum() const noexcept {
 inline status write_prometheus(std::string& out, std::span<const prometheus_tier> tiers,
                                const prometheus_options& options) {
   prometheus_writer w(out, options);
-  for (const detail::cache_metric& m : detail::cache_metrics) {
+  for (const detail::cache_metric& m : detail::cache_metric_table) {
     w.family(m.name, m.type, m.help);
     for (const prometheus_tier& t : tiers) {
       const prometheus_label labels[] = {{"tier", t.tier}};
