@@ -29,6 +29,8 @@ function(kvkit_events_tests)
       kvkit::vllm_hashing nlohmann_json::nlohmann_json)
     target_compile_definitions(kvkit_events_vllm_hashing_test PRIVATE
       "KVKIT_VLLM_HASH_VECTORS=\"${_dir}/data/vllm_hash_vectors.json\"")
+    kvkit_add_test("${_dir}/vllm_miss_reasons_test.cpp")
+    target_link_libraries(kvkit_events_vllm_miss_reasons_test PRIVATE kvkit::vllm_hashing)
   endif()
 
   if(NOT KVKIT_EVENTS_ENABLED)
