@@ -9,6 +9,6 @@
 namespace kvkit::test {
 namespace {
 using matchers = ::testing::Types<vllm_hash_matcher>;
-INSTANTIATE_TYPED_TEST_SUITE_P(vllm, MissReasons, matchers);
+INSTANTIATE_TYPED_TEST_SUITE_P(MissReasons, MissReasons, matchers);
 }  // namespace
 }  // namespace kvkit::test

@@ -12,7 +12,8 @@
 // tokens of its prefix and its own, rooted at a fixed value instead of the namespace key) and a
 // multiset of those keys (open addressing over block ids): whether a block with the same tokens
 // and the same token prefix is cached under any keys. 8 bytes per block and 4 bytes per slot
-// (the smallest power of two >= 2 * blocks).
+// (the smallest power of two >= 2 * blocks). It is kept only once a second namespace opens (built
+// then from the block tree): with one namespace there is no other namespace to tell about.
 #pragma once
 
 #include <kvkit/cache_types.hpp>
@@ -20,6 +21,7 @@
 #include <kvkit/hashing.hpp>
 #include <kvkit/types.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -42,83 +44,71 @@ static_assert(sizeof(removed_entry) == 16);
   return static_cast<std::uint32_t>(key ^ (key >> 32)) & mask;
 }
 
-/// A fixed-size record of the last N removed blocks, keyed by chained key.
+/// A fixed-size record of recently removed blocks, keyed by chained key, in two generations:
+/// removals go into the current one (an open-addressing table, linear probing, never deleted
+/// from); when it holds ceil(N / 2) keys, the previous generation is dropped and the current one
+/// becomes the previous. So the record remembers at least the last ceil(N / 2) and at most N
+/// distinct removed keys, the oldest generation falling out first; a removal costs one probe.
 class removed_block_record {
  public:
   removed_block_record() = default;
   /// A record of @p entries removals (0: records nothing).
   explicit removed_block_record(std::uint32_t entries)
-      : ring_(entries),
-        slots_(entries == 0 ? 0 : std::bit_ceil(std::size_t{entries} * 2), 0),
-        mask_(slots_.empty() ? 0 : static_cast<std::uint32_t>(slots_.size() - 1)) {}
+      : per_generation_((entries + 1) / 2),
+        slots_(entries == 0 ? 0 : std::bit_ceil(std::size_t{per_generation_} * 2)),
+        mask_(slots_ == 0 ? 0 : static_cast<std::uint32_t>(slots_ - 1)),
+        table_(slots_ * 2) {}
 
-  [[nodiscard]] std::uint32_t capacity() const noexcept {
-    return static_cast<std::uint32_t>(ring_.size());
-  }
-  [[nodiscard]] std::uint32_t size() const noexcept { return size_; }
-  [[nodiscard]] std::size_t bytes() const noexcept {
-    return ring_.size() * sizeof(removed_entry) + slots_.size() * sizeof(std::uint32_t);
-  }
+  [[nodiscard]] std::uint32_t capacity() const noexcept { return per_generation_ * 2; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return table_.size() * sizeof(removed_entry); }
 
   /// Remembers that the block with chained key @p key was removed at @p tick for @p why
-  /// (evicted, invalidated or expired). The oldest removal is forgotten when the record is full.
+  /// (evicted, invalidated or expired).
   void add(std::uint64_t key, miss_reason why, std::uint64_t tick) {
-    if (ring_.empty())
+    if (slots_ == 0)
       return;
-    const std::uint32_t pos = next_;
-    if (size_ == capacity()) {
-      unindex(pos);  // forget the oldest
-    } else {
-      ++size_;
-    }
-    ring_[pos] = removed_entry{
-        key, (tick & ((1ull << 56) - 1)) | (std::uint64_t{static_cast<std::uint8_t>(why)} << 56)};
-    next_ = pos + 1 == capacity() ? 0 : pos + 1;
-    for (std::uint32_t i = slot_of(key, mask_);; i = (i + 1) & mask_) {
-      if (slots_[i] == 0 || ring_[slots_[i] - 1].key == key) {
-        slots_[i] = pos + 1;  // a new key, or a newer removal of the same key
+    const removed_entry e{key | 1u, (tick & ((1ull << 56) - 1)) |
+                                        (std::uint64_t{static_cast<std::uint8_t>(why)} << 56)};
+    removed_entry* gen = table_.data() + std::size_t{current_} * slots_;
+    for (std::uint32_t i = slot_of(e.key, mask_);; i = (i + 1) & mask_) {
+      if (gen[i].key == e.key) {  // a newer removal of a key of this generation
+        gen[i] = e;
         return;
       }
+      if (gen[i].key == 0) {
+        gen[i] = e;
+        break;
+      }
+    }
+    if (++count_ == per_generation_) {  // the oldest generation falls out
+      current_ ^= 1u;
+      std::fill_n(table_.data() + std::size_t{current_} * slots_, slots_, removed_entry{});
+      count_ = 0;
     }
   }
 
   /// The newest remembered removal of the block with chained key @p key, or null.
   [[nodiscard]] const removed_entry* find(std::uint64_t key) const noexcept {
-    if (ring_.empty())
+    if (slots_ == 0)
       return nullptr;
-    for (std::uint32_t i = slot_of(key, mask_); slots_[i] != 0; i = (i + 1) & mask_) {
-      if (ring_[slots_[i] - 1].key == key)
-        return &ring_[slots_[i] - 1];
+    key |= 1u;  // 0 marks an empty slot
+    for (std::uint32_t g : {current_, current_ ^ 1u}) {
+      const removed_entry* gen = table_.data() + std::size_t{g} * slots_;
+      for (std::uint32_t i = slot_of(key, mask_); gen[i].key != 0; i = (i + 1) & mask_) {
+        if (gen[i].key == key)
+          return &gen[i];
+      }
     }
     return nullptr;
   }
 
  private:
-  /// Drops the index slot naming ring entry @p pos, if any (a newer removal of the same key may
-  /// have taken it over), closing the gap by backward shift.
-  void unindex(std::uint32_t pos) noexcept {
-    std::uint32_t i = slot_of(ring_[pos].key, mask_);
-    for (; slots_[i] != pos + 1; i = (i + 1) & mask_) {
-      if (slots_[i] == 0)
-        return;
-    }
-    slots_[i] = 0;
-    for (std::uint32_t j = (i + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
-      const std::uint32_t home = slot_of(ring_[slots_[j] - 1].key, mask_);
-      // Entry j may move to the hole at i unless its home lies cyclically in (i, j].
-      if (((j - home) & mask_) < ((j - i) & mask_))
-        continue;
-      slots_[i] = slots_[j];
-      slots_[j] = 0;
-      i = j;
-    }
-  }
-
-  std::vector<removed_entry> ring_;
-  std::vector<std::uint32_t> slots_;  // ring position + 1; 0: empty
+  std::uint32_t per_generation_ = 0;  // distinct keys a generation holds
+  std::size_t slots_ = 0;             // slots per generation (load <= 1/2)
   std::uint32_t mask_ = 0;
-  std::uint32_t next_ = 0;  // ring position written next (the oldest when full)
-  std::uint32_t size_ = 0;
+  std::vector<removed_entry> table_;  // two generations of slots_ entries
+  std::uint32_t current_ = 0;         // generation written now
+  std::uint32_t count_ = 0;           // keys in it
 };
 
 /// The namespace-independent content keys of the cached blocks, as a multiset.
@@ -138,6 +128,9 @@ class content_index {
   [[nodiscard]] std::size_t bytes() const noexcept {
     return keys_.size() * sizeof(std::uint64_t) + slots_.size() * sizeof(std::uint32_t);
   }
+  /// Whether the index is kept (a second namespace has opened).
+  [[nodiscard]] bool active() const noexcept { return active_; }
+  void activate() noexcept { active_ = true; }
   /// The content key of cached block @p b.
   [[nodiscard]] std::uint64_t key(block_id b) const noexcept { return keys_[b]; }
 
@@ -179,6 +172,7 @@ class content_index {
   std::vector<std::uint64_t> keys_;   // by block id
   std::vector<std::uint32_t> slots_;  // block id + 1; 0: empty
   std::uint32_t mask_ = 0;
+  bool active_ = false;
 };
 
 /// Why one match stopped: the reason the request is told, and whether the statistics count it as
@@ -226,10 +220,9 @@ class miss_tracker {
   void stored(const xxh3_hasher& h, block_id b, std::uint32_t parent, bool under_root,
               std::span<const token_id> toks, bool detached, std::uint64_t key,
               std::uint64_t tick) {
-    if (!enabled())
-      return;
-    contents_.add(b,
-                  content_key(h, under_root ? content_index::root : contents_.key(parent), toks));
+    if (contents_.active())
+      contents_.add(b,
+                    content_key(h, under_root ? content_index::root : contents_.key(parent), toks));
     if (detached)
       record_.add(key, miss_reason::invalidated, tick);
   }
@@ -237,8 +230,37 @@ class miss_tracker {
   void removed(block_id b, std::uint64_t key, removal_reason why, std::uint64_t tick) {
     if (!enabled())
       return;
-    contents_.remove(b);
+    if (contents_.active())
+      contents_.remove(b);
     record_.add(key, reason_of(why), tick);
+  }
+  /// A namespace opened; @p namespaces namespace slots exist. From the second on, the content
+  /// index is kept: built now from @p tree (every block under the namespaces for which @p live is
+  /// true, parents before children).
+  template <class Tree, class Live>
+  void namespace_opened(const xxh3_hasher& h, const Tree& tree, std::uint32_t namespaces,
+                        Live&& live) {
+    if (!enabled() || contents_.active() || namespaces < 2)
+      return;
+    contents_.activate();
+    std::vector<block_id> stack;
+    for (std::uint32_t ns = 0; ns < namespaces; ++ns) {
+      if (!live(ns))
+        continue;
+      const std::uint32_t root = namespace_node(ns, tree.capacity());
+      for (block_id c = tree.first_child(root); c != invalid_block; c = tree.next_sibling(c)) {
+        contents_.add(c, content_key(h, content_index::root, tree.tokens(c)));
+        stack.push_back(c);
+      }
+      while (!stack.empty()) {
+        const block_id b = stack.back();
+        stack.pop_back();
+        for (block_id c = tree.first_child(b); c != invalid_block; c = tree.next_sibling(c)) {
+          contents_.add(c, content_key(h, contents_.key(b), tree.tokens(c)));
+          stack.push_back(c);
+        }
+      }
+    }
   }
   /// A block with chained key @p key stays with its sequences after its namespace was
   /// invalidated at @p tick: it is never hit again.

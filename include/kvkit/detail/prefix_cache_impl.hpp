@@ -432,8 +432,11 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::acq
   bool created = false;
   const std::uint32_t ns =
       namespaces_.acquire(o.tenant_salt, o.session_id, o.extra_keys, key, &created);
-  if (created)
+  if (created) {
     tree_.open_namespace(ns, key);
+    misses_.namespace_opened(tree_.hasher(), tree_, namespaces_.size(),
+                             [&](std::uint32_t n) { return n != ns && namespaces_.live(n); });
+  }
   return ns;
 }
 

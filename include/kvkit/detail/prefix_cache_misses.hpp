@@ -11,9 +11,10 @@
 //   3. The removal record remembers block k's chained key (the key it would have under the
 //      request's keys): evicted, invalidated or expired, with the policy's name and the ticks
 //      since the removal.
-//   4. The content index holds block k's namespace-independent content key: a block with the
-//      same tokens and token prefix is cached under other keys. The request is told
-//      never_stored; the statistics count other_namespace.
+//   4. The content index (kept once a second namespace opens) holds block k's
+//      namespace-independent content key: a block with the same tokens and token prefix is
+//      cached under other keys (before the index is kept: the one other namespace is looked up
+//      directly). The request is told never_stored; the statistics count other_namespace.
 //   5. never_stored.
 // Steps 3 and 4 need cache_config::miss_record (0 turns them off). Nothing here runs on a hit
 // of every eligible block beyond step 1.
@@ -65,6 +66,16 @@ detail::miss_decision prefix_cache<Allocator, Matcher, Eviction, Storage, Listen
     return d;
   }
   d.info.reason = miss_reason::never_stored;
+  if (!misses_.contents().active()) {
+    // At most one namespace so far (the index is kept from the second on). If it is not the
+    // request's (whose namespace opens with this admission), look the block up in it directly.
+    if (ns == invalid_block && namespaces_.size() == 1 && namespaces_.live(0)) {
+      match_result other;
+      walk(0, prompt, k + 1, nullptr, other);
+      d.other_namespace = other.hit_blocks == k + 1;
+    }
+    return d;
+  }
   const std::uint64_t content = detail::miss_tracker::content_key(
       tree_.hasher(), at_root ? detail::content_index::root : misses_.contents().key(node), toks);
   d.other_namespace = misses_.contents().contains(content);
