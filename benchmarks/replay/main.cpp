@@ -14,18 +14,23 @@
 // capacity_kind, cache_output (these fourteen first, in this order, as before per-class figures
 // were written), then three columns per request class of the trace, in class order:
 // class_<C>_requests, class_<C>_block_hit_rate, class_<C>_token_hit_rate, where <C> is the class
-// name (token traces with "class": "name") or number (0 for a trace without classes). One row
-// per run; every row has every column.
+// name (token traces with "class": "name") or number (0 for a trace without classes), then the
+// miss-reason breakdown, requests by why their match stopped (kvkit::miss_reason): miss_full_hit,
+// miss_never_stored, miss_evicted, miss_invalidated, miss_expired, miss_partial_last_block,
+// miss_pool_too_small (the rejected requests), miss_other_namespace (told never_stored; cached
+// under other keys); they add up to requests + rejected. One row per run; every row has every
+// column.
 //
 // Tiers (tiers.hpp): --host-tier-blocks N puts a host tier of N blocks under the pool, and
 // --remote-tier model|HOST:PORT a remote tier under that (an in-process unbounded model, or a
 // Redis server the user started). Each run then also reports the token hit rate of each level,
 // and the CSV gains the columns host_tier_blocks, remote_tier, pool_token_hit_rate,
 // host_token_hit_rate, remote_token_hit_rate, demoted_blocks, remote_errors (last, after the
-// per-class ones).
+// miss-reason ones).
 //
 // See replay.hpp for how traces are replayed, optimal.hpp for the optimal eviction.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -161,6 +166,17 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
+/// The miss-reason columns (`miss_` + name), in CSV order.
+constexpr const char* miss_columns[] = {"full_hit",       "never_stored",   "evicted",
+                                        "invalidated",    "expired",        "partial_last_block",
+                                        "pool_too_small", "other_namespace"};
+
+/// The values of @p m in the order of miss_columns.
+std::array<std::uint64_t, 8> miss_values(const kvkit::miss_reason_counts& m) {
+  return {m.full_hit, m.never_stored,       m.evicted,        m.invalidated,
+          m.expired,  m.partial_last_block, m.pool_too_small, m.other_namespace};
+}
+
 bool is_optimal(const std::string& policy) {
   const std::string_view tail = "/optimal";
   return policy.size() >= tail.size() &&
@@ -248,6 +264,7 @@ int main(int argc, char** argv) {
   std::string out_path, plot_prefix;
   bool list = false, baseline = false, check = false, quiet = false, optimal = false;
   std::string cache_output = "on";
+  std::string miss_record = "all";
   int repeat = 1;
   rp::tier_options tiers;
 
@@ -297,6 +314,12 @@ int main(int argc, char** argv) {
                  "which")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  app.add_option("--miss-record", miss_record,
+                 "Entries of the cache's record of removed blocks, which tells a miss on an "
+                 "evicted block from one on a block never stored (the miss_* columns): 'all' "
+                 "remembers every removal of the replay, a number bounds it as a cache would "
+                 "(kvkit's default is the pool's block count), 0 turns it off")
+      ->capture_default_str();
   app.add_option("--on-error", on_error, "Bad trace lines: stop at the first, or skip them")
       ->check(CLI::IsMember({"stop", "skip"}))
       ->capture_default_str();
@@ -305,7 +328,10 @@ int main(int argc, char** argv) {
                  "block_hit_rate, token_hit_rate, tokens_saved, evictions, peak_blocks_in_use, "
                  "metadata_bytes, lookups_per_sec, queued, rejected, capacity_kind, "
                  "cache_output, then per request class C of the trace: class_C_requests, "
-                 "class_C_block_hit_rate, class_C_token_hit_rate");
+                 "class_C_block_hit_rate, class_C_token_hit_rate, then requests by miss reason: "
+                 "miss_full_hit, miss_never_stored, miss_evicted, miss_invalidated, "
+                 "miss_expired, miss_partial_last_block, miss_pool_too_small, "
+                 "miss_other_namespace");
   app.add_option("--plot", plot_prefix,
                  "Write PREFIX.png and PREFIX.svg (token hit rate against capacity, one line per "
                  "policy) with gnuplot, plus PREFIX.gp and PREFIX.dat");
@@ -481,6 +507,8 @@ int main(int argc, char** argv) {
     for (const char* col : {"requests", "block_hit_rate", "token_hit_rate"})
       out << ',' << csv_field("class_" + class_label(k) + "_" + col);
   }
+  for (const char* col : miss_columns)
+    out << ",miss_" << col;
   if (with_tiers) {
     out << ",host_tier_blocks,remote_tier,pool_token_hit_rate,host_token_hit_rate,"
            "remote_token_hit_rate,demoted_blocks,remote_errors";
@@ -520,6 +548,16 @@ int main(int argc, char** argv) {
   ro.class_priorities = prio;
   ro.check_invariants = check;
   ro.cache_output = cache_output == "on";
+  if (miss_record != "all") {
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(miss_record.c_str(), &end, 10);
+    if (miss_record.empty() || *end != '\0' || miss_record[0] == '-' || v > (1ull << 31)) {
+      std::cerr << "kvkit-replay: --miss-record: '" << miss_record
+                << "' is neither 'all' nor an entry count from 0 to 2147483648\n";
+      return 2;
+    }
+    ro.miss_record = static_cast<std::uint32_t>(v);
+  }
   ro.progress = [&](std::size_t done, std::size_t total) {
     bar.update(done, total);
   };
@@ -559,6 +597,8 @@ int main(int argc, char** argv) {
             out << ',' << cf.requests << ',' << std::setprecision(6) << cf.block_hit_rate() << ','
                 << cf.token_hit_rate();
           }
+          for (const std::uint64_t n : miss_values(r.misses))
+            out << ',' << n;
           const auto level_rate = [&](std::size_t i) {
             return r.query_tokens == 0 ? 0.0
                                        : double(r.level_hit_tokens[i]) / double(r.query_tokens);
@@ -588,6 +628,16 @@ int main(int argc, char** argv) {
                         << " blocks, remote errors " << tf.remote.total_errors() << "\n"
                         << std::defaultfloat;
             }
+            const auto values = miss_values(r.misses);
+            const double all = static_cast<double>(r.requests + r.rejected);
+            std::cerr << "  requests by miss reason:";
+            for (std::size_t i = 0; i < values.size(); ++i) {
+              if (values[i] != 0)
+                std::cerr << ' ' << miss_columns[i] << ' ' << values[i] << " (" << std::fixed
+                          << std::setprecision(1) << (all == 0 ? 0.0 : 100 * values[i] / all)
+                          << "%)" << std::defaultfloat;
+            }
+            std::cerr << "\n";
             if (r.classes.size() > 1) {
               for (std::size_t k = 0; k < r.classes.size(); ++k) {
                 if (r.classes[k].requests == 0)

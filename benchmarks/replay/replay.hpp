@@ -134,6 +134,11 @@ struct replay_options {
   /// Output blocks stay cached after their request finishes (as vLLM caches decode blocks);
   /// false frees them at finish.
   bool cache_output = true;
+  /// Entries of the cache's record of removed blocks (cache_config::miss_record), which tells a
+  /// miss on an evicted block from one on a block never stored. Empty: enough to remember every
+  /// removal of the replay (so "never stored" means never cached before); the cache's own default
+  /// is one per pool block. 0 turns the record off.
+  std::optional<std::uint32_t> miss_record{};
   /// Called now and then with (requests done, requests total); may be empty.
   std::function<void(std::size_t, std::size_t)> progress{};
 };
@@ -177,6 +182,11 @@ struct replay_result {
   /// Of hit_tokens, the tokens each level served: the pool, the host tier, the remote tier
   /// (tiers.hpp; all in the pool without tiers).
   std::array<std::uint64_t, 3> level_hit_tokens{};
+  /// Requests by why their match stopped (kvkit::miss_reason): every completed request by the
+  /// reason its admission was told (other_namespace: told never_stored, but the block was cached
+  /// under other keys, from the cache's statistics), and every rejected one as pool_too_small.
+  /// The fields add up to requests + rejected.
+  miss_reason_counts misses{};
 
   /// Hit blocks / looked-up blocks.
   [[nodiscard]] double block_hit_rate() const noexcept {
@@ -587,7 +597,10 @@ class replayer {
  public:
   replayer(Cache cache, const trace& t, const replay_options& opt,
            std::shared_ptr<std::int64_t> clock)
-      : cache_(std::move(cache)), t_(t), opt_(opt), clock_(std::move(clock)) {}
+      : cache_(std::move(cache)), t_(t), opt_(opt), clock_(std::move(clock)) {
+    for (const request& r : t.requests)
+      namespaces_ |= r.tenant_salt != 0 || r.session_id != 0;
+  }
 
   /// Feeds the next use of every block (from @p plan) into @p next_use, which the cache's
   /// optimal_eviction reads.
@@ -655,12 +668,18 @@ class replayer {
     ro.tenant_salt = r.tenant_salt;
     ro.session_id = r.session_id;
     ro.request_class = r.request_class;
+    // Another namespace's copy of the block where the match stopped is counted by the cache's
+    // statistics only (the request is told never_stored); a trace with one namespace has none.
+    const std::uint64_t other_before =
+        namespaces_ ? cache_.stats().miss_reasons.other_namespace : 0;
     auto adm = cache_.admit(r.prompt, ro);
     if (!adm.ok()) {
       if (adm.error().code() == errc::out_of_blocks)
         return outcome::busy;
       return fail(r, "admit", adm.error().message());
     }
+    const bool other_namespace =
+        namespaces_ && cache_.stats().miss_reasons.other_namespace != other_before;
     if (r.output_cache_tokens != 0) {
       out_.resize(r.output_cache_tokens);
       for (auto& tok : out_) {
@@ -699,6 +718,7 @@ class replayer {
     res_->hit_blocks += hit_blocks;
     res_->query_tokens += r.input_tokens;
     res_->hit_tokens += hit_tokens;
+    kvkit::detail::count_reason(res_->misses, adm->miss.reason, other_namespace);
     if (r.request_class >= res_->classes.size())
       res_->classes.resize(r.request_class + 1);
     auto& c = res_->classes[r.request_class];
@@ -769,6 +789,7 @@ class replayer {
   /// A request was rejected (too large for the pool even alone): the plan must agree.
   status note_rejected(const request& r) {
     ++res_->rejected;
+    ++res_->misses.pool_too_small;
     note_progress();
     if (plan_ != nullptr && plan_->fits[index_of(r)] != 0)
       return fail(r, "optimal", "rejected although the plan counted it as fitting the pool");
@@ -902,6 +923,7 @@ class replayer {
   const replay_options& opt_;
   std::shared_ptr<std::int64_t> clock_;
   replay_result* res_ = nullptr;
+  bool namespaces_ = false;  // some request has a tenant salt or a session
   double now_ms_ = 0;
   std::size_t done_ = 0;
   std::uint64_t last_uncached_ = 0;
@@ -938,6 +960,11 @@ result<replay_result> replay(const trace& t, const replay_options& opt) {
     return storage.error();
   cache_config cfg;
   cfg.seed = opt.seed;
+  // Every removal remembered: the record keeps at least half its entries, and the replay removes
+  // at most as many distinct blocks as it can cache.
+  cfg.miss_record = opt.miss_record ? *opt.miss_record
+                                    : static_cast<std::uint32_t>(std::min<std::uint64_t>(
+                                          2 * unlimited_capacity(t), kv_layout::max_blocks));
   auto clock = std::make_shared<std::int64_t>(0);
   typename cache_t::eviction_options eo{};
   detail::set_clock(eo, clock);

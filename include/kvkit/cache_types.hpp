@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string_view>
 
 namespace kvkit {
 
@@ -21,6 +22,104 @@ namespace kvkit {
 /// @ref kvkit::kv_layout, given to `prefix_cache::create` with the storage.
 struct cache_config {
   std::optional<std::uint64_t> seed{};  ///< Hash key; a random one per cache when empty.
+  /// @brief Entries of the record of recently removed blocks, which tells a miss on an evicted,
+  /// invalidated or expired block from one on a block never stored (see @ref kvkit::miss_reason).
+  /// Empty: one entry per pool block. 0 turns the record off, and with it the index of cached
+  /// block contents that counts misses on blocks cached under other keys
+  /// (`miss_reason_counts::other_namespace`): such misses then count as `never_stored`. At most
+  /// 2^31. Memory: 24 bytes per entry plus 16 bytes per pool block
+  /// (`cache_stats::miss_record_bytes`).
+  std::optional<std::uint32_t> miss_record{};
+};
+
+/// @brief Why a request's match stopped where it did: decided for the first prompt block after
+/// the cached prefix (the block where the match stopped).
+///
+/// A block is *eligible* when it is full and does not hold the prompt's last token (a cache always
+/// computes that token). The match stops at the first eligible block not found under the
+/// request's keys; when every eligible block hit, at the last block.
+enum class miss_reason : std::uint8_t {
+  full_hit,      ///< Nothing missed: every prompt token but the last came from the cache.
+  never_stored,  ///< The block was never cached under the request's keys, or was removed longer
+                 ///< ago than the removal record remembers. Also reported when it is cached under
+                 ///< other keys (another tenant salt, session or extra keys): a request is never
+                 ///< told what other namespaces hold (the statistics count it apart).
+  evicted,       ///< The block was cached under the request's keys and evicted by the eviction
+                 ///< policy (`miss_info::policy`, `miss_info::age_ticks`).
+  invalidated,   ///< The block was freed by an invalidation of its namespace, or clear().
+  expired,       ///< The block's time to live ran out (freed by expire(), or still in the pool
+                 ///< but never hit again).
+  partial_last_block,  ///< Every eligible block hit; the rest is the prompt's last block, which
+                       ///< is not full or holds the last token: not reusable whole by design
+                       ///< (a matcher with partial reuse may have taken some of its tokens).
+  pool_too_small,  ///< The prompt needs more blocks than the pool has: it can never be admitted.
+};
+
+/// @brief Number of @ref kvkit::miss_reason values.
+inline constexpr std::size_t miss_reason_count = 7;
+
+/// @brief The name of a miss reason, as the statistics fields and replay columns spell it.
+/// @param r The reason.
+/// @return "full_hit", "never_stored", "evicted", "invalidated", "expired", "partial_last_block"
+/// or "pool_too_small".
+[[nodiscard]] constexpr std::string_view to_string(miss_reason r) noexcept {
+  switch (r) {
+    case miss_reason::full_hit:
+      return "full_hit";
+    case miss_reason::never_stored:
+      return "never_stored";
+    case miss_reason::evicted:
+      return "evicted";
+    case miss_reason::invalidated:
+      return "invalidated";
+    case miss_reason::expired:
+      return "expired";
+    case miss_reason::partial_last_block:
+      return "partial_last_block";
+    case miss_reason::pool_too_small:
+      return "pool_too_small";
+  }
+  return "unknown";
+}
+
+/// @brief The count of one reason in @p counts.
+/// @param counts Counters (`cache_stats::miss_reasons` or `class_stats::miss_reasons`).
+/// @param r The reason.
+/// @return Its field (`never_stored` excludes `other_namespace`).
+[[nodiscard]] constexpr std::uint64_t count_of(const miss_reason_counts& counts,
+                                               miss_reason r) noexcept {
+  switch (r) {
+    case miss_reason::full_hit:
+      return counts.full_hit;
+    case miss_reason::never_stored:
+      return counts.never_stored;
+    case miss_reason::evicted:
+      return counts.evicted;
+    case miss_reason::invalidated:
+      return counts.invalidated;
+    case miss_reason::expired:
+      return counts.expired;
+    case miss_reason::partial_last_block:
+      return counts.partial_last_block;
+    case miss_reason::pool_too_small:
+      return counts.pool_too_small;
+  }
+  return 0;
+}
+
+/// @brief Why one request's match stopped, as admit() and explain_miss() report it.
+struct miss_info {
+  miss_reason reason = miss_reason::full_hit;  ///< Why.
+  std::uint32_t block = 0;    ///< Index of the prompt block where the match stopped (the number of
+                              ///< leading whole blocks that hit).
+  std::string_view policy{};  ///< `evicted`, `expired`: the eviction policy's name (empty else).
+  std::uint64_t age_ticks = 0;  ///< `evicted`, `invalidated`, `expired`: operations (admissions,
+                                ///< commits, forks, pins) since the block was removed (0 for an
+                                ///< expired block still in the pool).
+
+  /// @brief Field-by-field equality.
+  /// @return True when every field is equal.
+  friend bool operator==(const miss_info&, const miss_info&) = default;
 };
 
 /// @brief Per-request keys and class, given at admission.
@@ -55,6 +154,7 @@ struct admission {
   request_stats request;            ///< Prompt and cached token counts.
   std::uint32_t cached_blocks = 0;  ///< Leading blocks taken from the cache.
   std::uint32_t new_blocks = 0;     ///< Blocks allocated for the rest of the prompt.
+  miss_info miss{};                 ///< Why the match stopped where it did.
   /// @brief Of `request.cached_tokens`, the tokens promoted from each tier below the pool (index
   /// `i`: the `i`-th tier of a `kvkit::tiered` listener); the rest came from the pool itself.
   /// All zero without tiers.

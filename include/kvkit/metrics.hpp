@@ -33,12 +33,42 @@ struct request_stats {
   }
 };
 
+/// @brief Admissions by why their match stopped where it did (see `kvkit::miss_reason`, whose
+/// values name the fields). Each admission is counted once; the fields add up to the admissions.
+struct miss_reason_counts {
+  std::uint64_t full_hit = 0;      ///< Nothing missed: every prompt token but the last was cached.
+  std::uint64_t never_stored = 0;  ///< The next block was never cached under the request's keys
+                                   ///< (or was removed longer ago than the removal record holds).
+  std::uint64_t evicted = 0;       ///< The next block was evicted by the eviction policy.
+  std::uint64_t invalidated = 0;   ///< The next block was freed by an invalidation (or clear()).
+  std::uint64_t expired = 0;       ///< The next block expired (time to live).
+  std::uint64_t partial_last_block = 0;  ///< Every whole eligible block hit; the rest is the
+                                         ///< prompt's last block, never reused whole by design.
+  std::uint64_t pool_too_small = 0;      ///< The prompt needs more blocks than the pool has (only
+                                     ///< `prefix_cache::explain_miss` and replays report it: such
+                                     ///< an admission fails and counts nothing).
+  std::uint64_t other_namespace = 0;  ///< The next block is cached under other keys (another
+                                      ///< tenant salt, session or extra keys). The request is told
+                                      ///< `never_stored`; only these statistics tell it apart.
+
+  /// @brief Field-by-field equality.
+  /// @return True when every field is equal.
+  friend bool operator==(const miss_reason_counts&, const miss_reason_counts&) = default;
+  /// @brief Admissions that missed something (every field but `full_hit`).
+  /// @return The sum.
+  [[nodiscard]] std::uint64_t missed() const noexcept {
+    return never_stored + evicted + invalidated + expired + partial_last_block + pool_too_small +
+           other_namespace;
+  }
+};
+
 /// @brief Counters of the admissions of one request class (tier).
 struct class_stats {
-  std::uint64_t queries = 0;       ///< Admissions of the class.
-  std::uint64_t query_tokens = 0;  ///< Their prompt tokens.
-  std::uint64_t hit_tokens = 0;    ///< Their prompt tokens served from the cache.
-  std::uint64_t misses = 0;        ///< Their admissions with no hit.
+  std::uint64_t queries = 0;          ///< Admissions of the class.
+  std::uint64_t query_tokens = 0;     ///< Their prompt tokens.
+  std::uint64_t hit_tokens = 0;       ///< Their prompt tokens served from the cache.
+  std::uint64_t misses = 0;           ///< Their admissions with no hit.
+  miss_reason_counts miss_reasons{};  ///< Their admissions by why the match stopped.
 
   /// @brief Field-by-field equality.
   /// @return True when every field is equal.
@@ -79,6 +109,7 @@ struct cache_stats {
   std::uint64_t pins = 0;                 ///< Successful pin() calls.
   std::uint64_t invalidated_blocks = 0;   ///< Blocks freed by invalidation (now or on release).
   std::uint64_t expired_blocks = 0;       ///< Blocks freed by expire().
+  miss_reason_counts miss_reasons{};      ///< Admissions by why their match stopped.
 
   // --- gauges ---------------------------------------------------------------------------------
   std::uint32_t blocks_total = 0;       ///< Blocks in the pool.
@@ -87,9 +118,12 @@ struct cache_stats {
   std::uint32_t blocks_referenced = 0;  ///< Blocks held by at least one live sequence.
   std::uint32_t blocks_evictable = 0;   ///< Cached blocks held by no sequence.
   std::uint32_t active_sequences = 0;   ///< Live sequences.
-  std::size_t metadata_bytes = 0;  ///< Bookkeeping bytes of cache and policies, tokens excluded.
-  std::size_t token_bytes = 0;     ///< Bytes of stored block tokens (for hit verification).
-  std::size_t kv_bytes = 0;        ///< Bytes of K/V storage.
+  std::size_t metadata_bytes = 0;     ///< Bookkeeping bytes of cache and policies, tokens excluded.
+  std::size_t token_bytes = 0;        ///< Bytes of stored block tokens (for hit verification).
+  std::size_t kv_bytes = 0;           ///< Bytes of K/V storage.
+  std::size_t miss_record_bytes = 0;  ///< Bytes of the miss diagnostics: the record of recently
+                                      ///< removed blocks and the index of cached block contents
+                                      ///< (`cache_config::miss_record`; not in metadata_bytes).
 
   /// @brief Field-by-field equality (tests use it to prove a failed call changed nothing).
   /// @return True when every field is equal.

@@ -8,6 +8,7 @@
 #include <kvkit/concepts.hpp>
 #include <kvkit/detail/block_tree.hpp>
 #include <kvkit/detail/cache_metrics.hpp>
+#include <kvkit/detail/miss_record.hpp>
 #include <kvkit/detail/namespace_table.hpp>
 #include <kvkit/detail/sequence_table.hpp>
 #include <kvkit/error.hpp>
@@ -87,6 +88,17 @@ class prefix_cache {
   /// matchers with `find_partial`), always less than the prompt's length.
   [[nodiscard]] std::uint32_t match(std::span<const token_id> prompt,
                                     const request_options& options = {}) const;
+
+  /// @brief Why admit() of @p prompt would stop its match where it does, if admitted now (this
+  /// probe does not check that the rest of the prompt fits in the pool). Changes nothing and
+  /// counts nothing. Unlike admit(), it answers for a prompt the pool can never hold:
+  /// `miss_reason::pool_too_small`.
+  /// @param prompt The prompt's tokens.
+  /// @param options Namespace keys.
+  /// @return The reason and the block where the match stops (see @ref kvkit::miss_reason; an empty
+  /// prompt gives `partial_last_block` at block 0).
+  [[nodiscard]] miss_info explain_miss(std::span<const token_id> prompt,
+                                       const request_options& options = {}) const;
 
   /// @brief Starts a sequence: takes the cached prefix of @p prompt and allocates blocks for the
   /// rest, evicting unreferenced cached blocks when the pool has too few free ones.
@@ -280,6 +292,12 @@ class prefix_cache {
   void walk_ahead(std::span<const token_id> prompt, std::uint32_t max_blocks,
                   std::vector<block_id>* hits, match_result& m) const;
   void find_partial(std::span<const token_id> tokens, match_result& m) const;
+  /// Why a match stopped at prompt block @p k under node @p node (cursor @p chain) of namespace
+  /// @p ns (invalid_block: none yet; @p ns_key its key). Miss side only (prefix_cache_misses.hpp).
+  [[nodiscard]] detail::miss_decision stop_reason(std::uint32_t ns, std::uint64_t ns_key,
+                                                  std::span<const token_id> prompt,
+                                                  std::uint32_t eligible, std::uint32_t k,
+                                                  std::uint32_t node, const cursor& chain) const;
   /// Whether lookups and releases load a few blocks ahead: in a pool whose per-block state is
   /// larger than a core's caches (at least 2^16 blocks: 6 MiB of nodes and tokens at block size
   /// 16), a block's state is rarely cached, and overlapping the loads pays; in a smaller pool it
@@ -324,6 +342,7 @@ class prefix_cache {
   detail::namespace_table namespaces_;
   detail::sequence_table<cursor> sequences_;
   detail::cache_metrics metrics_;
+  detail::miss_tracker misses_;    // removal record and content index (miss reasons)
   std::vector<block_id> hits_;     // scratch: blocks a lookup found
   std::vector<block_id> subtree_;  // scratch: a subtree being evicted
   std::uint64_t tick_ = 0;         // logical clock: one tick per request event
@@ -333,3 +352,4 @@ class prefix_cache {
 }  // namespace kvkit
 
 #include <kvkit/detail/prefix_cache_impl.hpp>
+#include <kvkit/detail/prefix_cache_misses.hpp>

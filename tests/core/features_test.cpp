@@ -1003,9 +1003,11 @@ TYPED_TEST(Features, PerClassStatsAreExact) {
   this->cache_prompt(c, concat(iota_tokens(1, 8), {7, 7}), with_class(5));  // 8 of 10
   this->cache_prompt(c, p, with_class(5));                                  // 8 of 9
   this->cache_prompt(c, iota_tokens(700, 6), with_class(5));                // miss, 6
-  EXPECT_EQ(c.stats(0), (class_stats{1, 9, 0, 1}));
-  EXPECT_EQ(c.stats(1), (class_stats{2, 12, 8, 1}));
-  EXPECT_EQ(c.stats(5), (class_stats{3, 25, 16, 1}));
+  EXPECT_EQ(c.stats(0), (class_stats{1, 9, 0, 1, {.never_stored = 1}}));
+  EXPECT_EQ(c.stats(1), (class_stats{2, 12, 8, 1, {.full_hit = 1, .partial_last_block = 1}}));
+  EXPECT_EQ(
+      c.stats(5),
+      (class_stats{3, 25, 16, 1, {.full_hit = 1, .never_stored = 1, .partial_last_block = 1}}));
   EXPECT_EQ(c.stats(2), class_stats{});
   EXPECT_EQ(c.stats(max_request_classes - 1), class_stats{});
   EXPECT_EQ(c.stats(max_request_classes + 7), class_stats{});
@@ -1034,7 +1036,7 @@ TYPED_TEST(Features, RequestClassOutOfRangeIsRejected) {
   top.request_class = max_request_classes - 1;
   const admission a = this->prefill(c, p, top);
   EXPECT_EQ(a.request.cached_tokens, 8u);
-  EXPECT_EQ(c.stats(max_request_classes - 1), (class_stats{1, 9, 8, 0}));
+  EXPECT_EQ(c.stats(max_request_classes - 1), (class_stats{1, 9, 8, 0, {.full_hit = 1}}));
 }
 
 TYPED_TEST(Features, FollowUpTurnsCountAsConversationalHits) {

@@ -32,6 +32,8 @@ function(kvkit_events_tests)
       "KVKIT_VLLM_HASH_VECTORS=\"${_dir}/data/vllm_hash_vectors.json\"")
     kvkit_add_test("${_dir}/cache_vllm_events_test.cpp")
     target_link_libraries(kvkit_events_cache_vllm_events_test PRIVATE kvkit::vllm_hashing)
+    kvkit_add_test("${_dir}/vllm_miss_reasons_test.cpp")
+    target_link_libraries(kvkit_events_vllm_miss_reasons_test PRIVATE kvkit::vllm_hashing)
   endif()
 
   if(NOT KVKIT_EVENTS_ENABLED)

@@ -10,10 +10,16 @@
 //   - when a block is needed and none is free, a victim is evicted: LRU (and priority with every
 //     request in the default class) the least recently released unreferenced block; FIFO the
 //     unreferenced block without cached children that was registered first.
+//   - each admitted request's miss reason is decided before its evictions: full hit when every
+//     trace block hit, evicted when the first missed block was removed before and the cache's
+//     removal record still remembers it, never stored otherwise; a rejected request's is pool too
+//     small. A record of N entries remembers removed keys in two generations of ceil(N/2)
+//     distinct keys: when the newer fills, the older is forgotten (N = 0 here: every removal).
 // The model knows nothing of kvkit: a flat list of cached blocks keyed by hash id, with stamps,
-// searched linearly. kvkit must agree with it exactly, on random traces and on the shipped trace
-// at several capacities. On the shipped trace it must also stay within 0.1 point of the reference
-// without the query block (requests hold only their prompt blocks, as in vLLM).
+// searched linearly, and a list of the keys of the last removed blocks, searched linearly. kvkit
+// must agree with it exactly, on random traces and on the shipped trace at several capacities. On
+// the shipped trace it must also stay within 0.1 point of the reference without the query block
+// (requests hold only their prompt blocks, as in vLLM).
 #include <kvkit/allocator/free_list.hpp>
 #include <kvkit/eviction/fifo.hpp>
 #include <kvkit/eviction/lru.hpp>
@@ -29,11 +35,13 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <replay/replay.hpp>
@@ -58,10 +66,12 @@ struct naive_options {
   bool cache_output = true;
   bool hold_query_block = true;  ///< false: the vLLM-like reference (prompt blocks only).
   std::uint64_t block_tokens = 512;
+  std::uint64_t record = 0;  ///< Entries of the cache's removal record (0: every removal).
 };
 
 struct naive_figures {
   std::uint64_t lookups = 0, hits = 0, tokens = 0, hit_tokens = 0, evictions = 0, rejected = 0;
+  std::uint64_t full_hits = 0, never_stored = 0, evicted = 0;  ///< Admitted requests by reason.
   bool victims_were_leaves = true;  ///< LRU: every victim had no cached child.
   [[nodiscard]] double block_rate() const { return double(hits) / double(lookups); }
   [[nodiscard]] double token_rate() const { return double(hit_tokens) / double(tokens); }
@@ -84,7 +94,8 @@ naive_figures naive_replay(const std::vector<naive_request>& requests, const nai
   std::vector<naive_block> cached;  // deliberately a flat list, searched linearly
   std::unordered_map<std::int64_t, std::size_t> where;  // key -> index in `cached`
   std::uint64_t clock = 0;
-  std::int64_t next_output_key = -1;  // output blocks: unique keys below every hash id
+  std::int64_t next_output_key = -1;              // output blocks: unique keys below every hash id
+  std::unordered_set<std::int64_t> newer, older;  // removed keys the record remembers
 
   const auto add = [&](std::int64_t key, std::int64_t parent) {
     if (parent != no_parent)
@@ -98,6 +109,11 @@ naive_figures naive_replay(const std::vector<naive_request>& requests, const nai
     if (auto p = where.find(cached[i].parent); p != where.end())
       --cached[p->second].children;
     where.erase(cached[i].key);
+    newer.insert(cached[i].key);
+    if (o.record != 0 && newer.size() == (o.record + 1) / 2) {
+      older = std::move(newer);
+      newer.clear();
+    }
     if (i + 1 != cached.size()) {
       cached[i] = cached.back();
       where[cached[i].key] = i;
@@ -149,6 +165,13 @@ naive_figures naive_replay(const std::vector<naive_request>& requests, const nai
     if (need > o.capacity - cached.size() + unreferenced) {
       ++f.rejected;
       continue;
+    }
+    if (k == n) {
+      ++f.full_hits;
+    } else if (newer.contains(r.ids[k]) || older.contains(r.ids[k])) {
+      ++f.evicted;
+    } else {
+      ++f.never_stored;
     }
     for (std::size_t i = 0; i < k; ++i)
       cached[where[r.ids[i]]].referenced = true;
@@ -246,8 +269,10 @@ rp::trace parse(const std::string& text) {
 /// Sequential replay through free_list/hash/<eviction> (lru, fifo or priority), instantiated
 /// directly (the by-name dispatch would compile every combination).
 rp::replay_result replay(const rp::trace& t, std::uint64_t capacity, std::string_view eviction,
-                         bool cache_output, bool check = false) {
+                         bool cache_output, bool check = false,
+                         std::optional<std::uint32_t> miss_record = {}) {
   rp::replay_options o;
+  o.miss_record = miss_record;
   o.sequential = true;
   o.capacity = capacity;
   o.cache_output = cache_output;
@@ -274,12 +299,23 @@ void expect_same(const rp::replay_result& k, const naive_figures& n, const std::
   EXPECT_EQ(k.query_tokens, n.tokens) << what;
   EXPECT_EQ(k.hit_tokens, n.hit_tokens) << what;
   EXPECT_EQ(k.evictions, n.evictions) << what;
+  // The miss-reason breakdown.
+  EXPECT_EQ(k.misses.full_hit, n.full_hits) << what;
+  EXPECT_EQ(k.misses.never_stored, n.never_stored) << what;
+  EXPECT_EQ(k.misses.evicted, n.evicted) << what;
+  EXPECT_EQ(k.misses.pool_too_small, n.rejected) << what;
+  EXPECT_EQ(k.misses.invalidated + k.misses.expired + k.misses.partial_last_block +
+                k.misses.other_namespace,
+            0u)
+      << what;
+  EXPECT_EQ(k.misses.full_hit + k.misses.missed(), k.requests + k.rejected) << what;
 }
 
 // ---- random traces: exact agreement ----------------------------------------------------------
 
 TEST(ReplayDifferential, RandomTracesAgreeExactly) {
   int compared = 0;
+  naive_figures total;  // every reason occurs
   for (std::uint64_t seed = 1; seed <= 6; ++seed) {
     const auto base = random_requests(seed, 400);
     std::size_t largest = 0;
@@ -297,15 +333,26 @@ TEST(ReplayDifferential, RandomTracesAgreeExactly) {
             o.capacity = cap;
             o.order = order_of(eviction);
             o.cache_output = cache_output;
+            // The record: every removal (the replay's default), or as many as a cache's default
+            // (one entry per pool block), where older removals fall out.
+            const bool bounded = (seed + cap) % 2 == 0;
+            o.record = bounded ? cap : 0;
             const naive_figures n = naive_replay(requests, o);
-            const auto k = replay(t, cap, eviction, cache_output, /*check=*/seed == 1);
+            const auto k =
+                replay(t, cap, eviction, cache_output, /*check=*/seed == 1,
+                       bounded ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(cap))
+                               : std::nullopt);
             const std::string what = "seed " + std::to_string(seed) + ", outputs " +
                                      (outputs ? "kept" : "zero") + ", capacity " +
                                      std::to_string(cap) + ", " + std::string(eviction) +
-                                     ", cache_output " + (cache_output ? "on" : "off");
+                                     ", cache_output " + (cache_output ? "on" : "off") +
+                                     ", record " + (bounded ? std::to_string(cap) : "all");
             expect_same(k, n, what);
             EXPECT_GT(n.evictions, 0u) << what;  // the capacities do put the cache under pressure
             EXPECT_TRUE(n.victims_were_leaves) << what;
+            total.full_hits += n.full_hits;
+            total.evicted += n.evicted;
+            total.never_stored += n.never_stored;
             ++compared;
           }
         }
@@ -313,6 +360,9 @@ TEST(ReplayDifferential, RandomTracesAgreeExactly) {
     }
   }
   EXPECT_EQ(compared, 6 * 2 * 4 * 3 * 2);
+  EXPECT_GT(total.full_hits, 0u);
+  EXPECT_GT(total.evicted, 0u);
+  EXPECT_GT(total.never_stored, 0u);
 }
 
 // The model is not kvkit with extra steps: a hand-checked case. Capacity 4, LRU, no output.
@@ -330,6 +380,10 @@ TEST(ReplayDifferential, NaiveModelHandChecked) {
   EXPECT_EQ(n.hit_tokens, 1024u);
   EXPECT_EQ(n.evictions, 4u);
   EXPECT_TRUE(n.victims_were_leaves);
+  // r1, r2 never stored; r3 stops at 2 (evicted by r2); r4 stops at 4 (evicted by r3).
+  EXPECT_EQ(n.never_stored, 2u);
+  EXPECT_EQ(n.evicted, 2u);
+  EXPECT_EQ(n.full_hits, 0u);
   expect_same(replay(parse(to_jsonl(requests)), 4, "lru", true, true), n, "hand-checked");
   // Without the query block r1 and r2 fit side by side: r3 hits both its blocks (1,024 tokens);
   // r4 hits 3 and 4 and evicts 2 (released before 1 by r3).

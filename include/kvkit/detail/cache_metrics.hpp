@@ -3,6 +3,7 @@
 // header.
 #pragma once
 
+#include <kvkit/cache_types.hpp>
 #include <kvkit/metrics.hpp>
 
 #include <cstdint>
@@ -19,7 +20,40 @@ struct admission_record {
   bool partial_block = false;         // part of a block reused by copy
   bool conversational = false;        // the hit reuses generated tokens
   std::uint32_t request_class = 0;
+  miss_reason reason = miss_reason::full_hit;  // why the match stopped (as the request was told)
+  bool other_namespace = false;  // told never_stored, but the block is cached under other keys
 };
+
+/// Adds one admission stopped for @p reason (@p other_namespace: counted apart from never_stored).
+inline void count_reason(miss_reason_counts& c, miss_reason reason, bool other_namespace) noexcept {
+  if (other_namespace) {
+    ++c.other_namespace;
+    return;
+  }
+  switch (reason) {
+    case miss_reason::full_hit:
+      ++c.full_hit;
+      break;
+    case miss_reason::never_stored:
+      ++c.never_stored;
+      break;
+    case miss_reason::evicted:
+      ++c.evicted;
+      break;
+    case miss_reason::invalidated:
+      ++c.invalidated;
+      break;
+    case miss_reason::expired:
+      ++c.expired;
+      break;
+    case miss_reason::partial_last_block:
+      ++c.partial_last_block;
+      break;
+    case miss_reason::pool_too_small:
+      ++c.pool_too_small;
+      break;
+  }
+}
 
 /// The counters of `cache_stats` (since construction) and of each request class. The gauges of
 /// `cache_stats` come from the block tree, the allocator and the sequence table (see
@@ -55,6 +89,8 @@ class cache_metrics {
     cs.hit_tokens += a.cached_tokens;
     if (a.cached_tokens == 0)
       ++cs.misses;
+    count_reason(c_.miss_reasons, a.reason, a.other_namespace);
+    count_reason(cs.miss_reasons, a.reason, a.other_namespace);
   }
   void committed(std::uint32_t registered, std::uint32_t deduplicated) noexcept {
     c_.committed_blocks += registered;

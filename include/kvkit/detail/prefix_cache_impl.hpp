@@ -48,10 +48,18 @@ prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::create(
                  ">= 1 (1, 2, 4, 8, 16, ...), got " +
                      std::to_string(layout.block_size)};
   }
+  if (config.miss_record && *config.miss_record > kv_layout::max_blocks) {
+    return error{errc::invalid_config,
+                 "kvkit: prefix_cache: cache_config.miss_record must be <= 2^31 (2147483648) "
+                 "entries (0 turns the record off), got " +
+                     std::to_string(*config.miss_record)};
+  }
   const std::uint64_t seed = config.seed ? *config.seed : random_seed();
   const std::uint32_t num_blocks = layout.num_blocks;
   const std::uint32_t block_size = layout.block_size;
-  return prefix_cache(seed, num_blocks, block_size, std::move(storage), eviction);
+  prefix_cache cache(seed, num_blocks, block_size, std::move(storage), eviction);
+  cache.misses_ = detail::miss_tracker(config.miss_record.value_or(num_blocks), num_blocks);
+  return cache;
 }
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
@@ -317,6 +325,8 @@ void prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::store(sequen
   }
   tree_.link(b, s.last_node, toks, first_generated, !namespaces_.indexed(s.ns), key);
   matcher_.insert(at, b);
+  misses_.stored(tree_.hasher(), b, s.last_node, is_namespace_node(s.last_node, tree_.capacity()),
+                 toks, !namespaces_.indexed(s.ns), key, tick_);
   eviction_traits::touch(evict_, b, access_info{tick_, s.request_class});
   if constexpr (listener_has_on_stored<Listener>) {
     if (!listener_traits<Listener>::listening(listener_))
@@ -337,7 +347,7 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::rem
     if (listener_traits<Listener>::listening(listener_))
       listener_.on_removed(describe(b, ns, !listener_skips_removed_namespace<Listener>), why);
   }
-  (void)why;
+  misses_.removed(b, tree_.key(b), why, tick_);
   matcher_.erase(b);
   const std::uint32_t parent = tree_.unlink(b, detached);
   eviction_traits::forget(evict_, b);
@@ -493,8 +503,11 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::acq
   bool created = false;
   const std::uint32_t ns =
       namespaces_.acquire(o.tenant_salt, o.session_id, o.extra_keys, key, &created);
-  if (created)
+  if (created) {
     tree_.open_namespace(ns, key);
+    misses_.namespace_opened(tree_.hasher(), tree_, namespaces_.size(),
+                             [&](std::uint32_t n) { return n != ns && namespaces_.live(n); });
+  }
   return ns;
 }
 
@@ -522,6 +535,7 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::inv
       roots.push_back(b);
     } else {
       ++kept;
+      misses_.detached(tree_.key(b), tick_);
       for (block_id c = tree_.first_child(b); c != invalid_block; c = tree_.next_sibling(c))
         stack.push_back(c);
     }
@@ -640,6 +654,8 @@ result<admission> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>:
     const std::size_t limit = std::min<std::size_t>(bs, prompt.size() - 1 - start);
     find_partial(prompt.subspan(start, limit), m);
   }
+  detail::miss_decision miss =
+      stop_reason(found_ns, key, prompt, eligible, m.hit_blocks, m.node, m.chain);
   const std::uint32_t hit = m.hit_blocks;
   const auto fresh = static_cast<std::uint32_t>(blocks_needed) - hit;
   std::uint32_t reclaimed = 0;  // hits that are evictable now and stop being so
@@ -712,6 +728,9 @@ result<admission> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>:
   }
   s.cached_tokens = cached_tokens;
   s.computed = cached_tokens;
+  if (promoted != 0)  // a tier extended the match: it stopped further on
+    miss = stop_reason(ns, key, prompt, eligible, hit_blocks, s.last_node, s.chain);
+  miss = detail::settle(miss, prompt.size(), cached_tokens);
 
   detail::admission_record record;
   record.prompt_tokens = prompt.size();
@@ -721,9 +740,11 @@ result<admission> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>:
   record.partial_block = m.partial != invalid_block;
   record.conversational = conversational;
   record.request_class = options.request_class;
+  record.reason = miss.info.reason;
+  record.other_namespace = miss.other_namespace;
   metrics_.admitted(record);
   admission a{sequence_id{index, s.generation}, request_stats{s.prompt_tokens, cached_tokens},
-              hit_blocks, fresh - promoted};
+              hit_blocks, fresh - promoted, miss.info};
   if constexpr (detail::listener_promotes<Listener, Storage>)
     a.tier_cached_tokens = listener_.promoted_tokens();
   return a;
@@ -1004,6 +1025,7 @@ cache_stats prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::stats
                       policy_traits<Eviction>::metadata_bytes(evict_);
   st.token_bytes = tree_.token_bytes();
   st.kv_bytes = storage_.bytes();
+  st.miss_record_bytes = misses_.bytes();
   return st;
 }
 
