@@ -27,8 +27,8 @@ struct cache_config {
   /// Empty: one entry per pool block. 0 turns the record off, and with it the index of cached
   /// block contents that counts misses on blocks cached under other keys
   /// (`miss_reason_counts::other_namespace`): such misses then count as `never_stored`. At most
-  /// 2^31. Memory: 24 bytes per entry plus 16 bytes per pool block
-  /// (`cache_stats::miss_record_bytes`).
+  /// 2^31. The record remembers the last N/2 to N removed blocks. Memory: about 32 bytes per
+  /// entry plus 16 bytes per pool block (`cache_stats::miss_record_bytes`).
   std::optional<std::uint32_t> miss_record{};
 };
 

@@ -3,10 +3,10 @@
 // (kvkit::miss_reason): a bounded record of recently removed blocks, and an index of the contents
 // of cached blocks across namespaces. Not a public header.
 //
-// Removed-block record: a ring of the last N removals (chained key, removal tick, reason),
-// overwritten oldest first, plus an open-addressing index (linear probing, deletion by backward
-// shift, no tombstones) from the key to the newest ring entry of that key. 16 bytes per entry and
-// 4 bytes per index slot (the smallest power of two >= 2N slots).
+// Removed-block record: two generations of open-addressing tables (chained key, removal tick,
+// reason: 16 bytes a slot; linear probing, no deletion), the older dropped as a whole when the
+// newer holds ceil(N/2) keys: it remembers the last N/2 to N removed keys, one probe a removal.
+// Each generation has the smallest power of two >= 2 * ceil(N/2) slots.
 //
 // Content index: each cached block's namespace-independent content key (the chained hash of the
 // tokens of its prefix and its own, rooted at a fixed value instead of the namespace key) and a
