@@ -49,6 +49,9 @@ def main():
     parser.add_argument("--seed", type=int, default=1, help="changes every token (default 1)")
     parser.add_argument("--limit", type=int, default=0,
                         help="convert only the first N requests (default: all)")
+    parser.add_argument("--no-output", action="store_true",
+                        help="write output_length 0 (prompts only: the form "
+                             "vllm_kv_manager_replay.py replays)")
     args = parser.parse_args()
     if args.trace_block_size < 1 or args.vocabulary < 2 or args.vocabulary > 2**31:
         sys.exit("mooncake_to_tokens: --trace-block-size must be >= 1 and --vocabulary in "
@@ -79,7 +82,7 @@ def main():
                                            args.seed, cache))
             del prompt[length:]
             out = {"timestamp": r.get("timestamp", 0),
-                   "output_length": int(r.get("output_length", 0)),
+                   "output_length": 0 if args.no_output else int(r.get("output_length", 0)),
                    "tokens": prompt}
             dst.write(json.dumps(out, separators=(",", ":")))
             dst.write("\n")
