@@ -617,7 +617,10 @@ int main(int argc, char** argv) {
                       << 100 * r.block_hit_rate() << "%, token hit rate "
                       << 100 * r.token_hit_rate() << "%, evictions " << r.evictions << ", queued "
                       << r.queued << ", rejected " << r.rejected << ", "
-                      << r.lookups_per_sec() / 1e6 << " M block lookups/s\n"
+                      << r.lookups_per_sec() / 1e6 << " M block lookups/s, "
+                      << r.tokens_per_sec() / 1e6
+                      << " M prompt tokens/s (CPU time: " << r.tokens_per_cpu_sec() / 1e6
+                      << " M/s)\n"
                       << std::defaultfloat;
             if (with_tiers) {
               std::cerr << "  token hit rate by level: pool " << std::fixed << std::setprecision(2)

@@ -57,6 +57,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <deque>
 #include <functional>
 #include <istream>
@@ -178,6 +179,7 @@ struct replay_result {
   std::size_t metadata_bytes = 0;        ///< Bookkeeping bytes of the cache and its policies.
   std::size_t max_queue = 0;             ///< Longest wait queue.
   double seconds = 0;                    ///< Wall time of the replay loop.
+  double cpu_seconds = 0;                ///< CPU time of the replay loop (its thread).
   std::vector<class_figures> classes;    ///< Per request class.
   /// Of hit_tokens, the tokens each level served: the pool, the host tier, the remote tier
   /// (tiers.hpp; all in the pool without tiers).
@@ -199,6 +201,15 @@ struct replay_result {
   /// Block lookups per second of replay time.
   [[nodiscard]] double lookups_per_sec() const noexcept {
     return seconds <= 0 ? 0.0 : double(lookup_blocks) / seconds;
+  }
+  /// Prompt tokens per second of replay time.
+  [[nodiscard]] double tokens_per_sec() const noexcept {
+    return seconds <= 0 ? 0.0 : double(query_tokens) / seconds;
+  }
+  /// Prompt tokens per second of the replay's CPU time (steadier than wall time on a busy
+  /// machine, where other processes take turns on the core).
+  [[nodiscard]] double tokens_per_cpu_sec() const noexcept {
+    return cpu_seconds <= 0 ? 0.0 : double(query_tokens) / cpu_seconds;
   }
 };
 
@@ -583,6 +594,13 @@ inline next_use_plan plan_next_uses(const trace& t, std::span<const std::uint32_
 
 namespace detail {
 
+/// CPU time of the calling thread, in seconds.
+inline double thread_cpu_seconds() noexcept {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
+}
+
 template <class Options>
 void set_clock(Options& o, const std::shared_ptr<std::int64_t>& now_ns) {
   if constexpr (requires { o.now = std::function<std::chrono::nanoseconds()>{}; }) {
@@ -615,9 +633,11 @@ class replayer {
   status run(replay_result& res) {
     res_ = &res;
     res.classes.assign(1, {});
+    const double cpu_start = thread_cpu_seconds();
     const auto start = std::chrono::steady_clock::now();
     status s = opt_.sequential ? run_sequential() : run_overlapping();
     res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    res.cpu_seconds = thread_cpu_seconds() - cpu_start;
     if (!s.ok())
       return s;
     const cache_stats st = cache_.stats();

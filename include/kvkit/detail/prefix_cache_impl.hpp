@@ -792,6 +792,7 @@ result<commit_info> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener
       ring[j % ahead] = lead;
     }
   }
+  bool parent_is_new = false;  // the previous block was stored by this loop
   for (std::uint32_t k = s.committed_blocks; k < full; ++k) {
     const auto toks = block_tokens(s.tokens, k);
     cursor next;
@@ -809,7 +810,9 @@ result<commit_info> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener
     const auto same = [&](block_id cand) {
       return tree_.parent(cand) == parent && tree_.holds(cand, toks);
     };
-    block_id existing = matcher_.find(next, same);
+    // A block stored a moment ago in this loop has no children yet (it was private to this
+    // sequence until then), so the lookup for its child cannot find anything: skip it.
+    block_id existing = parent_is_new ? invalid_block : matcher_.find(next, same);
     if (existing != invalid_block && expired(existing)) {
       // An expired copy of this very block: retire it (with its expired subtree) and store ours.
       metrics_.expired(evict_subtree(existing, in_policy(existing), removal_reason::expired));
@@ -828,6 +831,7 @@ result<commit_info> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener
       store(s, k, b, next);
       ++info.registered_blocks;
     }
+    parent_is_new = existing == invalid_block;
     matcher_ops::bind(matcher_, next, b);
     s.chain = next;
     s.last_node = b;
