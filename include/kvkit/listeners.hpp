@@ -33,9 +33,9 @@ namespace kvkit {
 /// - `on_stored`, `on_removed`, `on_cleared` and `on_invalidated` go to every listener that
 ///   declares them, first to last; `listening()` is true while any of them listens (a listener
 ///   without `listening()` always listens).
-/// - Promotion from tiers below the pool (`bind`, `promote`, `registered`, `promoted_tokens`,
-///   `scratch_keys`, as `kvkit::tiered` has them) goes to the one listener that promotes; at most
-///   one of @p Ls may (a second would promote the same blocks twice).
+/// - Promotion from tiers below the pool (`bind`, `active`, `promote`, `registered`,
+///   `promoted_tokens`, `scratch_keys`, as `kvkit::tiered` has them) goes to the one listener that
+///   promotes; at most one of @p Ls may (a second would promote the same blocks twice).
 /// - The namespace of a removed block is computed when any listener reads it
 ///   (@ref kvkit::listener_skips_removed_namespace holds only when it holds for every listener
 ///   with `on_removed`).
@@ -165,6 +165,12 @@ class listeners {
   template <class Storage>
     requires(promoter_count == 1)
   void bind(Storage& storage, std::uint64_t seed) { promoting().bind(storage, seed); }
+
+  /// @brief Forwarded to the promoting listener: whether it has anything to promote from.
+  /// @return True when a tier is attached.
+  [[nodiscard]] bool active() const noexcept requires(promoter_count == 1) {
+    return promoting().active();
+  }
 
   /// @brief Forwarded to the promoting listener: loads the longest continuation of @p chain.
   /// @param chain The blocks wanted.

@@ -30,6 +30,7 @@
 #include <cstring>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kvkit {
@@ -355,6 +356,7 @@ template <class L, class Storage>
 concept listener_promotes = requires(L& l, Storage& s, std::uint64_t seed, const tier_chain& c,
                                      std::span<const block_id> blocks, std::uint32_t n) {
   { l.bind(s, seed) } -> std::same_as<void>;
+  { std::as_const(l).active() } -> std::convertible_to<bool>;
   { l.promote(c, blocks) } -> std::same_as<std::uint32_t>;
   { l.registered(n) } -> std::same_as<void>;
   { l.promoted_tokens() } -> std::convertible_to<std::array<std::uint32_t, max_cache_tiers>>;

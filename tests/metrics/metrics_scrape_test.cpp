@@ -113,6 +113,21 @@ void expect_matches_cache(const json& scraped, const cache_t& cache,
     EXPECT_EQ(value(scraped, "kvkit_class_hit_tokens", "kvkit_class_hit_tokens_total", labels),
               double(cs.hit_tokens));
   }
+  // The miss reasons, one sample per reason; the demo's shared system prompt makes evictions
+  // and hits, so the counts are not all zero.
+  double by_reason = 0;
+  for (const auto& [reason, n] :
+       {std::pair{"full_hit", s.miss_reasons.full_hit},
+        std::pair{"never_stored", s.miss_reasons.never_stored},
+        std::pair{"evicted", s.miss_reasons.evicted},
+        std::pair{"partial_last_block", s.miss_reasons.partial_last_block}}) {
+    const json labels = {{"tier", "pool"}, {"reason", reason}};
+    const double v = value(scraped, "kvkit_cache_admissions_by_miss_reason",
+                           "kvkit_cache_admissions_by_miss_reason_total", labels);
+    EXPECT_EQ(v, double(n)) << reason;
+    by_reason += v;
+  }
+  EXPECT_GT(by_reason, 0.0);
   // The histogram: cumulative buckets, +Inf equal to _count equal to the admissions recorded.
   const std::string hist = "kvkit_admit_duration_seconds";
   EXPECT_EQ(scraped.at("families").at(hist).at("type"), "histogram");

@@ -68,6 +68,15 @@ kvkit::cache_stats distinct_stats() {
   s.metadata_bytes = 129;
   s.token_bytes = 130;
   s.kv_bytes = 18446744073709551615ull;  // the full 64-bit range survives
+  s.miss_record_bytes = 131;
+  s.miss_reasons = {.full_hit = 140,
+                    .never_stored = 141,
+                    .evicted = 142,
+                    .invalidated = 143,
+                    .expired = 144,
+                    .partial_last_block = 145,
+                    .pool_too_small = 146,
+                    .other_namespace = 147};
   return s;
 }
 
@@ -108,16 +117,32 @@ TEST(Prometheus, EveryStatisticOnceWithHelpTypeAndUnit) {
       {"kvkit_cache_active_sequences", "128"},
       {"kvkit_cache_metadata_bytes", "129"},
       {"kvkit_cache_token_bytes", "130"},
+      {"kvkit_cache_miss_record_bytes", "131"},
       {"kvkit_cache_kv_bytes", "18446744073709551615"},
   };
-  ASSERT_EQ(s.size(), want.size());
+  const std::map<std::string, std::string> reasons = {
+      {"full_hit", "140"},       {"never_stored", "141"},    {"evicted", "142"},
+      {"invalidated", "143"},    {"expired", "144"},         {"partial_last_block", "145"},
+      {"pool_too_small", "146"}, {"other_namespace", "147"},
+  };
+  ASSERT_EQ(s.size(), want.size() + reasons.size());
   for (const auto& [name, value] : want)
     EXPECT_EQ(s.at(name + "{tier=\"pool\"}"), value) << name;
+  for (const auto& [reason, value] : reasons) {
+    EXPECT_EQ(s.at("kvkit_cache_admissions_by_miss_reason_total{tier=\"pool\",reason=\"" + reason +
+                   "\"}"),
+              value)
+        << reason;
+  }
 
   // Each family: HELP, then TYPE, then its samples; counters end in _total, gauges do not.
+  // One sample per family, except the last one (a sample per miss reason).
   const auto l = lines(text);
-  ASSERT_EQ(l.size(), 3 * want.size());
-  for (std::size_t i = 0; i < l.size(); i += 3) {
+  ASSERT_EQ(l.size(), 3 * want.size() + 2 + reasons.size());
+  EXPECT_EQ(l[3 * want.size()], "# HELP kvkit_cache_admissions_by_miss_reason_total " +
+                                    std::string(kvkit::detail::miss_reason_help));
+  EXPECT_EQ(l[3 * want.size() + 1], "# TYPE kvkit_cache_admissions_by_miss_reason_total counter");
+  for (std::size_t i = 0; i < 3 * want.size(); i += 3) {
     const std::string name = l[i].substr(7, l[i].find(' ', 7) - 7);
     EXPECT_EQ(l[i].rfind("# HELP " + name + " ", 0), 0u) << l[i];
     const std::string type = l[i + 1].substr(("# TYPE " + name + " ").size());
@@ -133,7 +158,12 @@ TEST(Prometheus, ClassesAndTiersShareOneFamilyEach) {
   tiers[0].tier = "pool";
   tiers[0].stats.queries = 5;
   tiers[0].classes = {
-      {"0", {.queries = 3, .query_tokens = 30, .hit_tokens = 20, .misses = 1}},
+      {"0",
+       {.queries = 3,
+        .query_tokens = 30,
+        .hit_tokens = 20,
+        .misses = 1,
+        .miss_reasons = {.full_hit = 2, .evicted = 1}}},
       {"interactive", {.queries = 2, .query_tokens = 8, .hit_tokens = 0, .misses = 2}}};
   tiers[1].tier = "host";
   tiers[1].stats.queries = 7;
@@ -147,6 +177,12 @@ TEST(Prometheus, ClassesAndTiersShareOneFamilyEach) {
             "30");
   EXPECT_EQ(s.at("llm_class_misses_total{engine=\"a\\\"b\",tier=\"pool\",class=\"interactive\"}"),
             "2");
+  EXPECT_EQ(s.at("llm_class_admissions_by_miss_reason_total{engine=\"a\\\"b\",tier=\"pool\","
+                 "class=\"0\",reason=\"evicted\"}"),
+            "1");
+  EXPECT_EQ(s.at("llm_class_admissions_by_miss_reason_total{engine=\"a\\\"b\",tier=\"pool\","
+                 "class=\"interactive\",reason=\"never_stored\"}"),
+            "0");
   // One HELP per family, however many tiers and classes.
   std::map<std::string, int> helps;
   for (const auto& l : lines(text)) {

@@ -61,7 +61,7 @@ struct cache_metric {
 };
 
 // Every field of cache_stats, in its declaration order.
-inline constexpr std::array<cache_metric, 31> cache_metric_table{{
+inline constexpr std::array<cache_metric, 32> cache_metric_table{{
     {"cache_queries_total", prometheus_type::counter, "Admissions (prompts looked up).",
      [](const cache_stats& s) -> std::uint64_t {
        return s.queries;
@@ -200,6 +200,11 @@ inline constexpr std::array<cache_metric, 31> cache_metric_table{{
      [](const cache_stats& s) -> std::uint64_t {
        return s.token_bytes;
      }},
+    {"cache_miss_record_bytes", prometheus_type::gauge,
+     "Bytes of the miss diagnostics (removal record and content index).",
+     [](const cache_stats& s) -> std::uint64_t {
+       return s.miss_record_bytes;
+     }},
     {"cache_kv_bytes", prometheus_type::gauge, "Bytes of K/V storage.",
      [](const cache_stats& s) -> std::uint64_t {
        return s.kv_bytes;
@@ -230,6 +235,27 @@ inline constexpr std::array<class_metric, 4> class_metrics{{
        return s.misses;
      }},
 }};
+
+// Every field of miss_reason_counts, as the value of a "reason" label.
+struct miss_reason_field {
+  const char* reason;
+  std::uint64_t miss_reason_counts::*field;
+};
+
+inline constexpr std::array<miss_reason_field, 8> miss_reason_fields{{
+    {"full_hit", &miss_reason_counts::full_hit},
+    {"never_stored", &miss_reason_counts::never_stored},
+    {"evicted", &miss_reason_counts::evicted},
+    {"invalidated", &miss_reason_counts::invalidated},
+    {"expired", &miss_reason_counts::expired},
+    {"partial_last_block", &miss_reason_counts::partial_last_block},
+    {"pool_too_small", &miss_reason_counts::pool_too_small},
+    {"other_namespace", &miss_reason_counts::other_namespace},
+}};
+
+inline constexpr const char* miss_reason_help =
+    "Admissions by why their match stopped (reason label; other_namespace: told never_stored, "
+    "the block was cached under other keys).";
 
 }  // namespace detail
 
@@ -400,6 +426,14 @@ inline status write_prometheus(std::string& out, std::span<const prometheus_tier
       w.sample("", labels, m.get(t.stats));
     }
   }
+  w.family("cache_admissions_by_miss_reason_total", prometheus_type::counter,
+           detail::miss_reason_help);
+  for (const prometheus_tier& t : tiers) {
+    for (const detail::miss_reason_field& f : detail::miss_reason_fields) {
+      const prometheus_label labels[] = {{"tier", t.tier}, {"reason", f.reason}};
+      w.sample("", labels, t.stats.miss_reasons.*f.field);
+    }
+  }
   const bool any_class = std::any_of(tiers.begin(), tiers.end(),
                                      [](const prometheus_tier& t) { return !t.classes.empty(); });
   if (any_class) {
@@ -409,6 +443,17 @@ inline status write_prometheus(std::string& out, std::span<const prometheus_tier
         for (const prometheus_tier::request_class& c : t.classes) {
           const prometheus_label labels[] = {{"tier", t.tier}, {"class", c.name}};
           w.sample("", labels, m.get(c.stats));
+        }
+      }
+    }
+    w.family("class_admissions_by_miss_reason_total", prometheus_type::counter,
+             detail::miss_reason_help);
+    for (const prometheus_tier& t : tiers) {
+      for (const prometheus_tier::request_class& c : t.classes) {
+        for (const detail::miss_reason_field& f : detail::miss_reason_fields) {
+          const prometheus_label labels[] = {
+              {"tier", t.tier}, {"class", c.name}, {"reason", f.reason}};
+          w.sample("", labels, c.stats.miss_reasons.*f.field);
         }
       }
     }
