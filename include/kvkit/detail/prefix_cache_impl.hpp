@@ -59,7 +59,10 @@ prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::create(
   const std::uint32_t block_size = layout.block_size;
   prefix_cache cache(seed, num_blocks, block_size, std::move(storage), eviction);
   cache.misses_ = detail::miss_tracker(config.miss_record.value_or(num_blocks), num_blocks);
-  return cache;
+  // Moved into the result explicitly: nvcc's front end does not apply the implicit move of a
+  // returned local to a converting constructor.
+  result<prefix_cache> out{std::move(cache)};
+  return out;
 }
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
