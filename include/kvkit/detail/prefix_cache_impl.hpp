@@ -553,6 +553,7 @@ template <class Allocator, class Matcher, class Eviction, class Storage, class L
 template <class Pred>
 std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::invalidate_if(
     Pred&& pred) {
+  const operation_scope op(listener_);
   std::uint32_t freed = 0;
   for (std::uint32_t n = 0; n < namespaces_.size(); ++n) {
     const detail::namespace_entry& e = namespaces_[n];
@@ -596,6 +597,7 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::inv
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::clear() {
+  const operation_scope op(listener_);
   if constexpr (listener_has_on_cleared<Listener>)
     listener_.on_cleared();
   std::uint32_t freed = 0;
@@ -608,6 +610,7 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::cle
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::expire() {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   std::uint32_t freed = 0;
   for (block_id b = eviction_traits::pop_expired(evict_); b != invalid_block;
@@ -623,6 +626,7 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::exp
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 result<admission> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::admit(
     std::span<const token_id> prompt, const request_options& options) {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   if (prompt.empty()) {
     return error{errc::empty_input, "kvkit: admit: the prompt is empty; pass at least one token"};
@@ -753,6 +757,7 @@ result<admission> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>:
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 result<commit_info> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::commit(
     sequence_id seq, std::uint32_t num_computed_tokens) {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   auto found = sequences_.lookup(seq, "commit");
   if (!found.ok())
@@ -853,6 +858,7 @@ result<commit_info> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 status prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::append(
     sequence_id seq, std::span<const token_id> tokens) {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   auto found = sequences_.lookup(seq, "append");
   if (!found.ok())
@@ -891,6 +897,7 @@ status prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::append(
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 result<sequence_id> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::fork(
     sequence_id seq) {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   auto found = sequences_.lookup(seq, "fork");
   if (!found.ok())
@@ -924,6 +931,7 @@ result<sequence_id> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 result<pin_info> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::pin(
     std::span<const token_id> prompt, const request_options& options) {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   if (prompt.empty()) {
     return error{errc::empty_input, "kvkit: pin: the prompt is empty; pass at least one token"};
@@ -970,6 +978,7 @@ result<pin_info> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 status prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::finish(sequence_id seq) {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   auto found = sequences_.lookup(seq, "finish");
   if (!found.ok())
