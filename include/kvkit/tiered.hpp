@@ -121,9 +121,11 @@ struct tier_storage_binding<host_storage<T>> {
 /// them; when the cache's operation returns (the listener's `on_operation_end`), each tier gets
 /// every staged block of the operation in one `store` call, in the order the cache reported them:
 /// one pipelined round trip to a remote tier for an admission that evicts many blocks or a commit
-/// that registers many. Staged blocks are stored before anything reads the tiers: promote() (an
-/// admission that evicts and then promotes sees its own evictions), invalidate() and
-/// warm_block() store them first.
+/// that registers many. Staged blocks are stored before the tiers are read or changed otherwise:
+/// promote(), invalidate() and warm_block() store them first. An admission makes every eviction
+/// it needs before it asks the tiers (the cache frees room for the whole prompt first when its
+/// listener promotes), so its demotions are one store, made before the promotion, and the tiers
+/// it then asks hold exactly what they would had each block been stored at its eviction.
 ///
 /// **Promotion.** In `admit`, after the pool's own match, the cache allocates blocks for the
 /// eligible rest of the prompt and asks the tiers in order: tier 0 loads the longest verified
@@ -283,7 +285,7 @@ class tiered {
   /// @param blocks Pool blocks, one per key, to receive the bytes.
   /// @return Blocks loaded (leading ones of @p blocks).
   std::uint32_t promote(const tier_chain& chain, std::span<const block_id> blocks) {
-    (void)flush();  // blocks this admission evicted reach the tiers before they are asked
+    (void)flush();  // the blocks this admission evicted are in the tiers before they are asked
     counts_.fill(0);
     if (base_ == nullptr || chain.keys.empty())
       return 0;

@@ -714,6 +714,10 @@ result<admission> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>:
   s.prompt_tokens = static_cast<std::uint32_t>(prompt.size());
   if (m.partial != invalid_block)  // held before anything is allocated: no eviction takes it
     take_ref(m.partial, options.request_class);
+  if constexpr (detail::listener_promotes<Listener, Storage>) {
+    while (alloc_.free_count() < fresh && tree_.evictable_count() != 0)
+      evict_one();  // the same victims as later; the tiers store them all before the promotion
+  }
   const std::uint32_t promoted = extend_match(s, prompt, eligible);
   if (promoted != 0 && m.partial != invalid_block) {  // relative to the pool's match: unused
     drop_ref(m.partial, false);
