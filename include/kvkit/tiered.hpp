@@ -14,6 +14,7 @@
 #include <kvkit/storage.hpp>
 #include <kvkit/tier.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -125,7 +126,9 @@ struct tier_storage_binding<host_storage<T>> {
 /// promote(), invalidate() and warm_block() store them first. An admission makes every eviction
 /// it needs before it asks the tiers (the cache frees room for the whole prompt first when its
 /// listener promotes), so its demotions are one store, made before the promotion, and the tiers
-/// it then asks hold exactly what they would had each block been stored at its eviction.
+/// it then asks hold exactly what they would had each block been stored at its eviction. The
+/// staging area holds at most staging_limit() bytes (64 MiB by default; an operation moving more
+/// stores them in pieces of that size).
 ///
 /// **Promotion.** In `admit`, after the pool's own match, the cache allocates blocks for the
 /// eligible rest of the prompt and asks the tiers in order: tier 0 loads the longest verified
@@ -395,6 +398,16 @@ class tiered {
     return flush();
   }
 
+  /// @brief Bounds the staging area: an operation whose staged blocks reach @p bytes of K/V
+  /// stores them then and goes on staging (one store per @p bytes instead of one per operation).
+  /// The area keeps its largest size, at most @p bytes plus one block. Default: 64 MiB.
+  /// @param bytes The bound (0: every block is stored as soon as it is staged).
+  void staging_limit(std::size_t bytes) noexcept { staging_limit_ = bytes; }
+
+  /// @brief The bound of the staging area.
+  /// @return Bytes (see the setter).
+  [[nodiscard]] std::size_t staging_limit() const noexcept { return staging_limit_; }
+
   /// @brief Statistics per level (the tiers' own counters included).
   /// @return A snapshot.
   [[nodiscard]] tiered_stats stats() const {
@@ -492,14 +505,13 @@ class tiered {
       return false;
     const std::size_t bytes = layout_.block_bytes_all_layers();
     const std::size_t at = staged_.size();
-    out_bytes_.resize((at + 1) * bytes);  // capacity kept between operations
+    if (out_bytes_.size() < (at + 1) * bytes)  // grows only: kept from one operation to the next
+      out_bytes_.resize(std::max((at + 1) * bytes, 2 * out_bytes_.size()));
     std::byte* dst = out_bytes_.data() + at * bytes;
     const kv_block_cview kv = block_bytes(e.block);
     if (bound_.to_host != nullptr) {  // pool memory the host cannot read
-      if (!bound_.to_host(bound_.context, kv, dst, layout_)) {
-        out_bytes_.resize(at * bytes);
+      if (!bound_.to_host(bound_.context, kv, dst, layout_))
         return false;
-      }
     } else {
       const std::size_t seg = kv_segment_bytes(layout_);
       for (std::size_t i = 0; i < kv_segments(layout_); ++i)
@@ -520,6 +532,8 @@ class tiered {
     out_extra_.insert(out_extra_.end(), e.extra_keys.begin(), e.extra_keys.end());
     staged_.push_back(sb);
     out_blocks_.resize(staged_.size());  // so that flush() does not allocate
+    if (staged_.size() * bytes >= staging_limit_)
+      (void)flush();  // a very large operation: stored in pieces of staging_limit() bytes
     return true;
   }
 
@@ -564,7 +578,6 @@ class tiered {
     staged_.clear();
     out_tokens_.clear();
     out_extra_.clear();
-    out_bytes_.clear();
     return held;
   }
 
@@ -623,6 +636,7 @@ class tiered {
   std::vector<std::uint64_t> out_extra_;
   std::vector<std::byte> out_bytes_;  // contiguous copies of the staged blocks' K/V
   std::vector<tier_block> out_blocks_;
+  std::size_t staging_limit_ = std::size_t{64} << 20;
 };
 
 /// @brief The content keys of the whole blocks of @p prompt under @p cache's seed and @p options'

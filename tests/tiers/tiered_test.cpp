@@ -151,6 +151,21 @@ TEST(Tiered, EachOperationStoresItsBlocksInOneCallPerTierBesideOtherListeners) {
       [](auto& c) -> counted_t& { return c.listener().template get<0>(); });
 }
 
+TEST(Tiered, AnOperationBeyondTheStagingLimitStoresInPieces) {
+  auto cache = make_cache<kvkit::tiered<counting_tier>>(10);
+  counting_tier evict = make_counting(kvkit::tier_write_policy::on_eviction);
+  const auto calls = evict.calls;
+  cache.listener().attach<0>(std::move(evict));
+  cache.listener().staging_limit(3 * pool_layout(1).block_bytes_all_layers());
+  const auto a = prompt_of(1000, 40);
+  run_request(cache, a);
+  run_request(cache, prompt_of(5000, 40));  // evicts the 10 blocks of a
+  using R = kvkit::tier_store_reason;
+  EXPECT_EQ(*calls, (std::vector<store_call>{
+                        {R::eviction, 3}, {R::eviction, 3}, {R::eviction, 3}, {R::eviction, 1}}));
+  EXPECT_EQ(run_request(cache, a).tier_cached_tokens[0], 36u) << "every piece was stored";
+}
+
 // Blocks reported by the cache wait in the staging area until the operation ends; a promotion
 // that asks for one of them stores them first, so it is found.
 TEST(Tiered, AStagedBlockIsStoredBeforeAPromotionAsksForIt) {
