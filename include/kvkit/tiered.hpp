@@ -217,7 +217,8 @@ class tiered {
   void on_stored(const block_event& e) {
     if (promoting_ || base_ == nullptr)
       return;
-    (void)stage(e, tier_store_reason::commit);
+    if (stage(e, tier_store_reason::commit) && full())
+      (void)flush();  // a very large operation: stored in pieces of staging_limit() bytes
   }
 
   /// @brief Demotion: stages an evicted block (a copy of its bytes, taken while they are still
@@ -228,7 +229,8 @@ class tiered {
   void on_removed(const block_event& e, removal_reason why) {
     if (why != removal_reason::evicted || base_ == nullptr)
       return;
-    (void)stage(e, tier_store_reason::eviction);
+    if (stage(e, tier_store_reason::eviction) && full())
+      (void)flush();
   }
 
   /// @brief The cache's operation returns: hands every block staged during it to each tier that
@@ -398,6 +400,28 @@ class tiered {
     return flush();
   }
 
+  /// @brief Warming from the pool: stores cached blocks of the bound storage in every tier
+  /// (`tier_store_reason::warm`), all in one `store` call per tier (one round trip to Redis).
+  /// See kvkit::warm_tiers().
+  /// @param blocks The blocks, as the cache describes them.
+  /// @return Per level, blocks the tier holds afterwards among @p blocks.
+  std::array<std::uint32_t, max_cache_tiers> warm_blocks(std::span<const block_event> blocks) {
+    std::array<std::uint32_t, max_cache_tiers> held{};
+    if (base_ == nullptr)
+      return held;
+    (void)flush();
+    const auto add = [&](const std::array<std::uint32_t, max_cache_tiers>& h) {
+      for (std::size_t i = 0; i < max_cache_tiers; ++i)
+        held[i] += h[i];
+    };
+    for (const block_event& e : blocks) {
+      if (stage(e, tier_store_reason::warm) && full())
+        add(flush());
+    }
+    add(flush());
+    return held;
+  }
+
   /// @brief Bounds the staging area: an operation whose staged blocks reach @p bytes of K/V
   /// stores them then and goes on staging (one store per @p bytes instead of one per operation).
   /// The area keeps its largest size, at most @p bytes plus one block. Default: 64 MiB.
@@ -532,9 +556,12 @@ class tiered {
     out_extra_.insert(out_extra_.end(), e.extra_keys.begin(), e.extra_keys.end());
     staged_.push_back(sb);
     out_blocks_.resize(staged_.size());  // so that flush() does not allocate
-    if (staged_.size() * bytes >= staging_limit_)
-      (void)flush();  // a very large operation: stored in pieces of staging_limit() bytes
     return true;
+  }
+
+  // Whether the staged blocks reach staging_limit().
+  [[nodiscard]] bool full() const noexcept {
+    return staged_.size() * layout_.block_bytes_all_layers() >= staging_limit_;
   }
 
   // Stores the staged blocks: each run of one reason in one store() call per tier accepting it.
@@ -681,9 +708,9 @@ template <class Cache>
       tier_keys(cache, view->tokens.subspan(0, std::size_t{whole} * bs), options);
   const std::uint64_t root =
       tiers.namespace_of(options.tenant_salt, options.session_id, options.extra_keys).key;
-  std::array<std::uint32_t, max_cache_tiers> held{};
+  std::vector<block_event> events(whole);
   for (std::uint32_t k = 0; k < whole; ++k) {
-    block_event e;
+    block_event& e = events[k];
     e.block = view->blocks[k];
     e.key = keys[k];
     e.parent_key = k == 0 ? root : keys[k - 1];
@@ -691,11 +718,8 @@ template <class Cache>
     e.tenant_salt = options.tenant_salt;
     e.session_id = options.session_id;
     e.extra_keys = options.extra_keys;
-    const auto h = tiers.warm_block(e);
-    for (std::size_t i = 0; i < max_cache_tiers; ++i)
-      held[i] += h[i];
   }
-  return held;
+  return tiers.warm_blocks(events);  // one store per tier: one round trip to Redis
 }
 
 /// @brief Writes the statistics of every attached tier of a @ref kvkit::tiered in the Prometheus

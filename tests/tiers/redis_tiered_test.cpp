@@ -168,6 +168,26 @@ TEST(RedisUnderThePool, ACommitOfTenBlocksWritesThemThroughInOneRoundTrip) {
   EXPECT_EQ(round_trips(cache) - before, 2u);
 }
 
+TEST(RedisUnderThePool, WarmingAChainOfTenBlocksTakesOneRoundTrip) {
+  redis_server server;
+  episodes ep;
+  auto cache = make_cache<remote_only_t>(32, 48);
+  cache.listener().attach<0>(make_remote(server, ep));
+  const auto sys = prompt_of(200, 40);  // 10 blocks
+  kvkit::sequence_id seq{};
+  run_request(cache, sys, {}, /*keep=*/true, &seq);
+  const std::uint64_t before = round_trips(cache);
+  const auto held = kvkit::warm_tiers(cache, seq);
+  ASSERT_TRUE(held.ok()) << held.error().message();
+  EXPECT_EQ((*held)[0], 10u);
+  EXPECT_EQ(round_trips(cache) - before, 1u) << "ten blocks, one round trip";
+  EXPECT_EQ(cache.listener().stats().levels[0].warmed_blocks, 10u);
+  ASSERT_TRUE(cache.finish(seq).ok());
+  auto other = make_cache<remote_only_t>(32, 48);
+  other.listener().attach<0>(make_remote(server, ep));
+  EXPECT_EQ(run_request(other, sys).tier_cached_tokens[0], 36u);
+}
+
 // A mixed workload of repeated prompts over a small pool, so blocks are demoted to the host tier
 // and Redis and promoted back; run_request checks the bytes of every cached block.
 struct workload {
