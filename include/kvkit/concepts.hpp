@@ -467,6 +467,17 @@ concept listener_has_on_cleared = requires(L& l) {
   { l.on_cleared() } -> std::same_as<void>;
 };
 
+/// @brief Optional listener member: `void on_operation_end() noexcept`, called once when a public
+/// operation of the cache that can store or remove blocks returns (`admit`, `commit`, `append`,
+/// `fork`, `pin`, `finish`, `invalidate_*`, `clear`, `expire`), on success and on failure, after
+/// every `on_stored` / `on_removed` of the operation. A listener may collect the blocks of an
+/// operation and hand them on together here (`kvkit::tiered` moves them to a remote tier in one
+/// round trip). Called from a scope guard, so it must not throw.
+template <class L>
+concept listener_has_on_operation_end = requires(L& l) {
+  { l.on_operation_end() } -> std::same_as<void>;
+};
+
 /// @brief Optional listener member: `bool listening() const`, false while the listener would
 /// ignore every call (e.g. no sink attached): the cache then describes no block for it.
 template <class L>

@@ -158,6 +158,22 @@ class listeners {
         ls_);
   }
 
+  /// @brief The cache's operation returns: told to every listener with `on_operation_end`
+  /// (@ref kvkit::listener_has_on_operation_end), whether or not it listens now (blocks it
+  /// collected earlier in the operation are handed on).
+  void on_operation_end() noexcept requires(listener_has_on_operation_end<Ls> || ...) {
+    std::apply(
+        [&](Ls&... l) {
+          (
+              [&](auto& one) {
+                if constexpr (listener_has_on_operation_end<std::remove_cvref_t<decltype(one)>>)
+                  one.on_operation_end();
+              }(l),
+              ...);
+        },
+        ls_);
+  }
+
   /// @brief Forwarded to the promoting listener: binds it to the cache's storage.
   /// @tparam Storage The cache's storage type.
   /// @param storage The storage.

@@ -273,6 +273,22 @@ class prefix_cache {
     const Eviction& e_;
   };
 
+  /// Tells the listener, when one operation that can store or remove blocks returns, that the
+  /// operation is over (its on_operation_end(), when it has one).
+  class operation_scope {
+   public:
+    explicit operation_scope(Listener& l) noexcept : l_(l) {}
+    ~operation_scope() {
+      if constexpr (listener_has_on_operation_end<Listener>)
+        l_.on_operation_end();
+    }
+    operation_scope(const operation_scope&) = delete;
+    operation_scope& operator=(const operation_scope&) = delete;
+
+   private:
+    Listener& l_;
+  };
+
   /// Where a prompt's lookup stopped.
   struct match_result {
     std::uint32_t hit_blocks = 0;      // leading whole blocks found

@@ -14,10 +14,12 @@
 #include <kvkit/storage.hpp>
 #include <kvkit/tier.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -115,6 +117,19 @@ struct tier_storage_binding<host_storage<T>> {
 /// to every tier whose write policy is `tier_write_policy::through` (another engine sees it at
 /// once).
 ///
+/// **One store per operation.** Demoted and written-through blocks are copied (bytes, tokens,
+/// namespace) into a staging area, reused from one operation to the next, while the cache reports
+/// them; when the cache's operation returns (the listener's `on_operation_end`), each tier gets
+/// every staged block of the operation in one `store` call, in the order the cache reported them:
+/// one pipelined round trip to a remote tier for an admission that evicts many blocks or a commit
+/// that registers many. Staged blocks are stored before the tiers are read or changed otherwise:
+/// promote(), invalidate() and warm_block() store them first. An admission makes every eviction
+/// it needs before it asks the tiers (the cache frees room for the whole prompt first when its
+/// listener promotes), so its demotions are one store, made before the promotion, and the tiers
+/// it then asks hold exactly what they would had each block been stored at its eviction. The
+/// staging area holds at most staging_limit() bytes (64 MiB by default; an operation moving more
+/// stores them in pieces of that size).
+///
 /// **Promotion.** In `admit`, after the pool's own match, the cache allocates blocks for the
 /// eligible rest of the prompt and asks the tiers in order: tier 0 loads the longest verified
 /// continuation it holds, tier 1 continues from where tier 0 stopped, and so on. Loaded blocks
@@ -196,24 +211,33 @@ class tiered {
 
   // ---- the listener ----------------------------------------------------------------------------
 
-  /// @brief Write-through: offers a committed block to the tiers that accept
-  /// `tier_store_reason::commit`. Called by the cache.
+  /// @brief Write-through: stages a committed block (a copy of its bytes) for the tiers that
+  /// accept `tier_store_reason::commit`; on_operation_end() hands them over. Called by the cache.
   /// @param e The block.
   void on_stored(const block_event& e) {
     if (promoting_ || base_ == nullptr)
       return;
-    offer(e, tier_store_reason::commit);
+    if (stage(e, tier_store_reason::commit) && full())
+      (void)flush();  // a very large operation: stored in pieces of staging_limit() bytes
   }
 
-  /// @brief Demotion: offers an evicted block to the tiers that accept
-  /// `tier_store_reason::eviction`. Called by the cache while the bytes are in the storage.
+  /// @brief Demotion: stages an evicted block (a copy of its bytes, taken while they are still
+  /// in the storage) for the tiers that accept `tier_store_reason::eviction`; on_operation_end()
+  /// hands them over. Called by the cache.
   /// @param e The block.
   /// @param why Why it is removed (only `evicted` demotes).
   void on_removed(const block_event& e, removal_reason why) {
     if (why != removal_reason::evicted || base_ == nullptr)
       return;
-    offer(e, tier_store_reason::eviction);
+    if (stage(e, tier_store_reason::eviction) && full())
+      (void)flush();
   }
+
+  /// @brief The cache's operation returns: hands every block staged during it to each tier that
+  /// accepts it, in one `store` call per tier (per run of blocks with the same reason, in the order
+  /// they were staged), so a remote tier moves them in one pipelined round trip. Called by the
+  /// cache.
+  void on_operation_end() noexcept { (void)flush(); }
 
   /// @brief Carries an invalidation of the cache down to every tier. Called by the cache.
   /// @param scope The tenant, session or extra key invalidated.
@@ -266,6 +290,7 @@ class tiered {
   /// @param blocks Pool blocks, one per key, to receive the bytes.
   /// @return Blocks loaded (leading ones of @p blocks).
   std::uint32_t promote(const tier_chain& chain, std::span<const block_id> blocks) {
+    (void)flush();  // the blocks this admission evicted are in the tiers before they are asked
     counts_.fill(0);
     if (base_ == nullptr || chain.keys.empty())
       return 0;
@@ -330,6 +355,7 @@ class tiered {
   /// @return Entries dropped (tiers that count them); `complete` false when a remote tier could
   /// not be reached yet (it holds locally and is retried).
   tier_invalidation invalidate(tier_scope scope) {
+    (void)flush();  // staged blocks are stored before the scope drops them
     tier_invalidation r;
     for_each([&](auto& t, std::size_t i) {
       const tier_invalidation x = t.invalidate(scope);
@@ -368,8 +394,43 @@ class tiered {
   std::array<std::uint32_t, max_cache_tiers> warm_block(const block_event& e) {
     if (base_ == nullptr)
       return {};
-    return offer(e, tier_store_reason::warm);
+    (void)flush();
+    if (!stage(e, tier_store_reason::warm))
+      return {};
+    return flush();
   }
+
+  /// @brief Warming from the pool: stores cached blocks of the bound storage in every tier
+  /// (`tier_store_reason::warm`), all in one `store` call per tier (one round trip to Redis).
+  /// See kvkit::warm_tiers().
+  /// @param blocks The blocks, as the cache describes them.
+  /// @return Per level, blocks the tier holds afterwards among @p blocks.
+  std::array<std::uint32_t, max_cache_tiers> warm_blocks(std::span<const block_event> blocks) {
+    std::array<std::uint32_t, max_cache_tiers> held{};
+    if (base_ == nullptr)
+      return held;
+    (void)flush();
+    const auto add = [&](const std::array<std::uint32_t, max_cache_tiers>& h) {
+      for (std::size_t i = 0; i < max_cache_tiers; ++i)
+        held[i] += h[i];
+    };
+    for (const block_event& e : blocks) {
+      if (stage(e, tier_store_reason::warm) && full())
+        add(flush());
+    }
+    add(flush());
+    return held;
+  }
+
+  /// @brief Bounds the staging area: an operation whose staged blocks reach @p bytes of K/V
+  /// stores them then and goes on staging (one store per @p bytes instead of one per operation).
+  /// The area keeps its largest size, at most @p bytes plus one block. Default: 64 MiB.
+  /// @param bytes The bound (0: every block is stored as soon as it is staged).
+  void staging_limit(std::size_t bytes) noexcept { staging_limit_ = bytes; }
+
+  /// @brief The bound of the staging area.
+  /// @return Bytes (see the setter).
+  [[nodiscard]] std::size_t staging_limit() const noexcept { return staging_limit_; }
 
   /// @brief Statistics per level (the tiers' own counters included).
   /// @return A snapshot.
@@ -452,27 +513,98 @@ class tiered {
         ...);
   }
 
-  std::array<std::uint32_t, max_cache_tiers> offer(const block_event& e, tier_store_reason reason) {
-    std::array<std::uint32_t, max_cache_tiers> held{};
-    const tier_namespace ns = namespace_of(e.tenant_salt, e.session_id, e.extra_keys);
-    kv_block_cview kv = block_bytes(e.block);
-    if (bound_.to_host != nullptr) {  // pool memory the host cannot read: through a host buffer
-      wait_staging();
-      staging_.resize(std::max(staging_.size(), layout_.block_bytes_all_layers()));
-      if (!bound_.to_host(bound_.context, kv, staging_.data(), layout_))
-        return held;
-      kv = contiguous_block_cview(staging_.data(), layout_);
-    }
-    const tier_block b{ns, e.key, e.parent_key, e.tokens, kv, 0};
-    for_each([&](auto& t, std::size_t i) {
-      using T = std::remove_cvref_t<decltype(t)>;
-      if (!tier_traits<T>::accepts(t, reason))
-        return;
-      held[i] = t.store(std::span<const tier_block>(&b, 1), reason);
-      (reason == tier_store_reason::eviction ? levels_[i].demoted_blocks
-       : reason == tier_store_reason::commit ? levels_[i].written_blocks
-                                             : levels_[i].warmed_blocks) += held[i];
+  // Whether an attached tier stores blocks offered for `reason`.
+  bool accepted(tier_store_reason reason) {
+    bool any = false;
+    for_each([&](auto& t, std::size_t) {
+      any = any || tier_traits<std::remove_cvref_t<decltype(t)>>::accepts(t, reason);
     });
+    return any;
+  }
+
+  // Copies block `e` (bytes, tokens, namespace) into the staging area, to be stored by flush().
+  // False when no tier takes it or its bytes could not be read (it is then not offered).
+  bool stage(const block_event& e, tier_store_reason reason) {
+    if (!accepted(reason))
+      return false;
+    const std::size_t bytes = layout_.block_bytes_all_layers();
+    const std::size_t at = staged_.size();
+    if (out_bytes_.size() < (at + 1) * bytes)  // grows only: kept from one operation to the next
+      out_bytes_.resize(std::max((at + 1) * bytes, 2 * out_bytes_.size()));
+    std::byte* dst = out_bytes_.data() + at * bytes;
+    const kv_block_cview kv = block_bytes(e.block);
+    if (bound_.to_host != nullptr) {  // pool memory the host cannot read
+      if (!bound_.to_host(bound_.context, kv, dst, layout_))
+        return false;
+    } else {
+      const std::size_t seg = kv_segment_bytes(layout_);
+      for (std::size_t i = 0; i < kv_segments(layout_); ++i)
+        std::memcpy(dst + i * seg, kv.data + i * kv.stride, seg);
+    }
+    staged_block sb;
+    sb.reason = reason;
+    sb.key = e.key;
+    sb.parent = e.parent_key;
+    sb.ns_key = hasher_.root(e.tenant_salt, e.session_id, e.extra_keys);
+    sb.tenant_salt = e.tenant_salt;
+    sb.session_id = e.session_id;
+    sb.tokens_at = out_tokens_.size();
+    sb.tokens_count = e.tokens.size();
+    sb.extra_at = out_extra_.size();
+    sb.extra_count = e.extra_keys.size();
+    out_tokens_.insert(out_tokens_.end(), e.tokens.begin(), e.tokens.end());
+    out_extra_.insert(out_extra_.end(), e.extra_keys.begin(), e.extra_keys.end());
+    staged_.push_back(sb);
+    out_blocks_.resize(staged_.size());  // so that flush() does not allocate
+    return true;
+  }
+
+  // Whether the staged blocks reach staging_limit().
+  [[nodiscard]] bool full() const noexcept {
+    return staged_.size() * layout_.block_bytes_all_layers() >= staging_limit_;
+  }
+
+  // Stores the staged blocks: each run of one reason in one store() call per tier accepting it.
+  // Returns, per level, the blocks the tier holds afterwards among them.
+  std::array<std::uint32_t, max_cache_tiers> flush() noexcept {
+    std::array<std::uint32_t, max_cache_tiers> held{};
+    if (staged_.empty())
+      return held;
+    const std::size_t bytes = layout_.block_bytes_all_layers();
+    for (std::size_t i = 0; i < staged_.size(); ++i) {
+      const staged_block& sb = staged_[i];
+      tier_block& b = out_blocks_[i];
+      b.ns = tier_namespace{
+          sb.ns_key, sb.tenant_salt, sb.session_id,
+          std::span<const std::uint64_t>(out_extra_).subspan(sb.extra_at, sb.extra_count)};
+      b.key = sb.key;
+      b.parent = sb.parent;
+      b.tokens = std::span<const token_id>(out_tokens_).subspan(sb.tokens_at, sb.tokens_count);
+      b.kv = contiguous_block_cview(out_bytes_.data() + i * bytes, layout_);
+      b.request_class = 0;
+    }
+    for (std::size_t first = 0; first < staged_.size();) {
+      const tier_store_reason reason = staged_[first].reason;
+      std::size_t last = first + 1;
+      while (last < staged_.size() && staged_[last].reason == reason)
+        ++last;
+      const std::span<const tier_block> run =
+          std::span<const tier_block>(out_blocks_).subspan(first, last - first);
+      for_each([&](auto& t, std::size_t i) {
+        using T = std::remove_cvref_t<decltype(t)>;
+        if (!tier_traits<T>::accepts(t, reason))
+          return;
+        const std::uint32_t h = t.store(run, reason);
+        held[i] += h;
+        (reason == tier_store_reason::eviction ? levels_[i].demoted_blocks
+         : reason == tier_store_reason::commit ? levels_[i].written_blocks
+                                               : levels_[i].warmed_blocks) += h;
+      });
+      first = last;
+    }
+    staged_.clear();
+    out_tokens_.clear();
+    out_extra_.clear();
     return held;
   }
 
@@ -512,6 +644,26 @@ class tiered {
   bool promoting_ = false;
   std::vector<std::uint64_t> keys_;
   std::vector<kv_block_view> views_;
+
+  // Blocks of the current operation waiting for on_operation_end() (demotions, write-through).
+  struct staged_block {
+    tier_store_reason reason = tier_store_reason::eviction;
+    std::uint64_t key = 0;
+    std::uint64_t parent = 0;
+    std::uint64_t ns_key = 0;
+    std::uint64_t tenant_salt = 0;
+    std::uint64_t session_id = 0;
+    std::size_t tokens_at = 0;  // in out_tokens_
+    std::size_t tokens_count = 0;
+    std::size_t extra_at = 0;  // in out_extra_
+    std::size_t extra_count = 0;
+  };
+  std::vector<staged_block> staged_;
+  std::vector<token_id> out_tokens_;
+  std::vector<std::uint64_t> out_extra_;
+  std::vector<std::byte> out_bytes_;  // contiguous copies of the staged blocks' K/V
+  std::vector<tier_block> out_blocks_;
+  std::size_t staging_limit_ = std::size_t{64} << 20;
 };
 
 /// @brief The content keys of the whole blocks of @p prompt under @p cache's seed and @p options'
@@ -556,9 +708,9 @@ template <class Cache>
       tier_keys(cache, view->tokens.subspan(0, std::size_t{whole} * bs), options);
   const std::uint64_t root =
       tiers.namespace_of(options.tenant_salt, options.session_id, options.extra_keys).key;
-  std::array<std::uint32_t, max_cache_tiers> held{};
+  std::vector<block_event> events(whole);
   for (std::uint32_t k = 0; k < whole; ++k) {
-    block_event e;
+    block_event& e = events[k];
     e.block = view->blocks[k];
     e.key = keys[k];
     e.parent_key = k == 0 ? root : keys[k - 1];
@@ -566,11 +718,8 @@ template <class Cache>
     e.tenant_salt = options.tenant_salt;
     e.session_id = options.session_id;
     e.extra_keys = options.extra_keys;
-    const auto h = tiers.warm_block(e);
-    for (std::size_t i = 0; i < max_cache_tiers; ++i)
-      held[i] += h[i];
   }
-  return held;
+  return tiers.warm_blocks(events);  // one store per tier: one round trip to Redis
 }
 
 /// @brief Writes the statistics of every attached tier of a @ref kvkit::tiered in the Prometheus

@@ -261,5 +261,80 @@ TEST(Seams, ClearKeepsReferencedBlocksWithTheirSequences) {
   EXPECT_TRUE(c.check_invariants().ok()) << c.check_invariants().message();
 }
 
+/// Also records the end of every operation ('e').
+struct operation_listener : recording_listener {
+  void on_operation_end() noexcept {
+    event_log::event ev;
+    ev.kind = 'e';
+    log->events.push_back(ev);
+  }
+};
+static_assert(listener_has_on_operation_end<operation_listener>);
+static_assert(!listener_has_on_operation_end<recording_listener>);
+
+TEST(Seams, EveryStoringOrRemovingOperationEndsOnceAfterItsEvents) {
+  using op_cache = prefix_cache<free_list_allocator, hash_matcher, lru_eviction,
+                                host_storage<float>, operation_listener>;
+  op_cache c = make<op_cache>(6);
+  const auto log = c.listener().log;
+  // Runs one operation: exactly one end, the last event it caused.
+  const auto one = [&](const char* what, auto&& op) {
+    const std::size_t before = log->events.size();
+    op();
+    std::size_t ends = 0;
+    for (std::size_t i = before; i < log->events.size(); ++i)
+      ends += log->events[i].kind == 'e' ? 1 : 0;
+    EXPECT_EQ(ends, 1u) << what;
+    ASSERT_GT(log->events.size(), before) << what;
+    EXPECT_EQ(log->events.back().kind, 'e') << what << ": the end comes after every event";
+  };
+  sequence_id s{}, f{};
+  one("admit", [&] {
+    auto a = c.admit(iota_tokens(1, 9));
+    ASSERT_TRUE(a.ok());
+    s = a->id;
+  });
+  one("commit(seq)", [&] { ASSERT_TRUE(c.commit(s).ok()); });  // two stores, then the end
+  one("append", [&] { ASSERT_TRUE(c.append(s, iota_tokens(500, 3)).ok()); });
+  one("commit(seq, n)", [&] { ASSERT_TRUE(c.commit(s, 12).ok()); });
+  one("fork", [&] {
+    auto x = c.fork(s);
+    ASSERT_TRUE(x.ok());
+    f = *x;
+  });
+  one("finish", [&] { ASSERT_TRUE(c.finish(f).ok()); });
+  one("finish", [&] { ASSERT_TRUE(c.finish(s).ok()); });
+  // 3 cached blocks; a prompt of 5 blocks evicts 2 of them: two removals, then one end.
+  one("admit evicting", [&] {
+    auto a = c.admit(iota_tokens(100, 17));
+    ASSERT_TRUE(a.ok());
+    s = a->id;
+  });
+  std::size_t removed = 0;
+  for (const auto& e : log->events)
+    removed += e.kind == 'r' ? 1 : 0;
+  EXPECT_EQ(removed, 2u);
+  one("failed admit", [&] { EXPECT_FALSE(c.admit(std::vector<token_id>{}).ok()); });
+  one("failed commit", [&] { EXPECT_FALSE(c.commit(sequence_id{}, 1).ok()); });
+  one("commit", [&] { ASSERT_TRUE(c.commit(s).ok()); });
+  one("finish", [&] { ASSERT_TRUE(c.finish(s).ok()); });
+  one("pin", [&] {
+    auto p = c.pin(iota_tokens(100, 17));
+    ASSERT_TRUE(p.ok());
+    s = p->id;
+  });
+  one("unpin", [&] { ASSERT_TRUE(c.finish(s).ok()); });
+  one("invalidate_tenant", [&] { c.invalidate_tenant(3); });
+  one("invalidate_session", [&] { c.invalidate_session(3); });
+  one("invalidate_key", [&] { c.invalidate_key(3); });
+  one("expire", [&] { c.expire(); });
+  one("clear", [&] { EXPECT_EQ(c.clear(), 5u); });  // 1 left of the first prompt, 4 of the second
+  const std::size_t before = log->events.size();
+  EXPECT_EQ(c.match(iota_tokens(1, 9)), 0u);
+  (void)c.stats();
+  EXPECT_EQ(log->events.size(), before) << "reading operations end nothing";
+  EXPECT_TRUE(c.check_invariants().ok()) << c.check_invariants().message();
+}
+
 }  // namespace
 }  // namespace kvkit::test

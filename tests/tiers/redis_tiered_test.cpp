@@ -86,6 +86,108 @@ TEST(RedisUnderThePool, TwoCachesShareAPrefixThroughOneServer) {
   EXPECT_EQ(b.listener().stats().levels[0].tier.total_errors(), 0u);
 }
 
+// Demotion and write-through move the blocks of one cache operation in one pipelined round trip,
+// whatever their number; the tier's own round-trip counter says how many the operation cost.
+std::uint64_t round_trips(auto& cache) {
+  return cache.listener().stats().levels[0].tier.round_trips;
+}
+
+TEST(RedisUnderThePool, AnAdmissionThatEvictsTenBlocksWritesThemInOneRoundTrip) {
+  redis_server server;
+  episodes ep;
+  auto cache = make_cache<remote_only_t>(10, 45);  // a pool of exactly 10 blocks
+  cache.listener().attach<0>(make_remote(server, ep));
+  const auto a = prompt_of(100, 40);  // 10 blocks
+  const auto b = prompt_of(900, 40);  // 10 other blocks: evicts every block of a
+  run_request(cache, a);
+  EXPECT_EQ(cache.listener().stats().levels[0].demoted_blocks, 0u);
+
+  const std::uint64_t before = round_trips(cache);
+  const auto adm_b = cache.admit(b);
+  ASSERT_TRUE(adm_b.ok()) << adm_b.error().message();
+  const auto st = cache.listener().stats().levels[0];
+  EXPECT_EQ(st.demoted_blocks, 10u) << "every evicted block of a is in Redis";
+  EXPECT_EQ(st.tier.stored_blocks, 10u);
+  EXPECT_EQ(round_trips(cache) - before, 2u)
+      << "one round trip writes the ten evicted blocks, one asks for b's chain";
+  EXPECT_EQ(adm_b->tier_cached_tokens[0], 0u);
+  ASSERT_TRUE(cache.commit(adm_b->id).ok());
+  ASSERT_TRUE(cache.finish(adm_b->id).ok());
+
+  // The demoted chain comes back whole (bytes compared block by block), and b's ten blocks,
+  // evicted by this admission, go down in one round trip before a's chain is loaded.
+  const std::uint64_t before_a = round_trips(cache);
+  const auto adm_a = run_request(cache, a);
+  EXPECT_EQ(adm_a.tier_cached_tokens[0], 36u) << "9 eligible blocks of a promoted from Redis";
+  EXPECT_EQ(cache.listener().stats().levels[0].demoted_blocks, 20u);
+  EXPECT_EQ(round_trips(cache) - before_a, 2u) << "one write, one load";
+  EXPECT_EQ(cache.listener().stats().levels[0].tier.total_errors(), 0u);
+}
+
+TEST(RedisUnderThePool, AnAppendThatEvictsEightBlocksWritesThemInOneRoundTrip) {
+  redis_server server;
+  episodes ep;
+  auto cache = make_cache<remote_only_t>(12, 46);
+  cache.listener().attach<0>(make_remote(server, ep));
+  run_request(cache, prompt_of(100, 32));  // 8 cached blocks
+  kvkit::sequence_id seq{};
+  run_request(cache, prompt_of(700, 16), {}, /*keep=*/true, &seq);  // 4 more, kept live
+  ASSERT_EQ(cache.available_blocks(), 8u);
+  const std::uint64_t before = round_trips(cache);
+  // 32 decoded tokens need 8 blocks: all 8 cached blocks of the first prompt are evicted, and
+  // append asks no tier for anything, so the write is the operation's only round trip.
+  ASSERT_TRUE(cache.append(seq, prompt_of(5000, 32)).ok());
+  EXPECT_EQ(cache.listener().stats().levels[0].demoted_blocks, 8u);
+  EXPECT_EQ(round_trips(cache) - before, 1u) << "eight evicted blocks, one round trip";
+  ASSERT_TRUE(cache.finish(seq).ok());
+  EXPECT_EQ(round_trips(cache) - before, 1u) << "finishing evicts nothing: no round trip";
+
+  auto other = make_cache<remote_only_t>(12, 46);
+  other.listener().attach<0>(make_remote(server, ep));
+  EXPECT_EQ(run_request(other, prompt_of(100, 32)).tier_cached_tokens[0], 28u)
+      << "another engine finds the demoted chain (7 eligible blocks)";
+}
+
+TEST(RedisUnderThePool, ACommitOfTenBlocksWritesThemThroughInOneRoundTrip) {
+  redis_server server;
+  episodes ep;
+  auto cache = make_cache<remote_only_t>(32, 47);
+  cache.listener().attach<0>(make_remote(server, ep, kvkit::tier_write_policy::through));
+  const auto p = prompt_of(300, 40);  // 10 blocks
+  const auto adm = cache.admit(p);
+  ASSERT_TRUE(adm.ok()) << adm.error().message();
+  const std::uint64_t before = round_trips(cache);
+  ASSERT_TRUE(cache.commit(adm->id, 20).ok());  // 5 blocks computed
+  EXPECT_EQ(round_trips(cache) - before, 1u);
+  EXPECT_EQ(cache.listener().stats().levels[0].written_blocks, 5u);
+  ASSERT_TRUE(cache.commit(adm->id).ok());  // the other 5
+  EXPECT_EQ(round_trips(cache) - before, 2u) << "one round trip per commit, not per block";
+  EXPECT_EQ(cache.listener().stats().levels[0].written_blocks, 10u);
+  EXPECT_EQ(cache.listener().stats().levels[0].tier.stored_blocks, 10u);
+  ASSERT_TRUE(cache.finish(adm->id).ok());
+  EXPECT_EQ(round_trips(cache) - before, 2u);
+}
+
+TEST(RedisUnderThePool, WarmingAChainOfTenBlocksTakesOneRoundTrip) {
+  redis_server server;
+  episodes ep;
+  auto cache = make_cache<remote_only_t>(32, 48);
+  cache.listener().attach<0>(make_remote(server, ep));
+  const auto sys = prompt_of(200, 40);  // 10 blocks
+  kvkit::sequence_id seq{};
+  run_request(cache, sys, {}, /*keep=*/true, &seq);
+  const std::uint64_t before = round_trips(cache);
+  const auto held = kvkit::warm_tiers(cache, seq);
+  ASSERT_TRUE(held.ok()) << held.error().message();
+  EXPECT_EQ((*held)[0], 10u);
+  EXPECT_EQ(round_trips(cache) - before, 1u) << "ten blocks, one round trip";
+  EXPECT_EQ(cache.listener().stats().levels[0].warmed_blocks, 10u);
+  ASSERT_TRUE(cache.finish(seq).ok());
+  auto other = make_cache<remote_only_t>(32, 48);
+  other.listener().attach<0>(make_remote(server, ep));
+  EXPECT_EQ(run_request(other, sys).tier_cached_tokens[0], 36u);
+}
+
 // A mixed workload of repeated prompts over a small pool, so blocks are demoted to the host tier
 // and Redis and promoted back; run_request checks the bytes of every cached block.
 struct workload {

@@ -5,7 +5,10 @@
 // two-level model (pool LRU + host tier LRU + an unbounded remote level).
 #include <kvkit/allocator/free_list.hpp>
 #include <kvkit/catalogue.hpp>
+#include <kvkit/event_listener.hpp>
 #include <kvkit/eviction/lru.hpp>
+#include <kvkit/hashing.hpp>
+#include <kvkit/listeners.hpp>
 #include <kvkit/matcher/hash.hpp>
 #include <kvkit/prefix_cache.hpp>
 #include <kvkit/storage.hpp>
@@ -19,8 +22,11 @@
 #include <cstring>
 #include <list>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
+#include <span>
+#include <string_view>
 #include <vector>
 
 #include "tiers/tiered_test_support.hpp"
@@ -65,6 +71,140 @@ TEST(Tiered, DemoteOnEvictThenPromoteGivesTheSameBytes) {
   const auto adm2 = run_request(cache, a);
   EXPECT_EQ(adm2.request.cached_tokens, 16u);
   EXPECT_EQ(adm2.tier_cached_tokens[0], 0u);
+}
+
+// A tier that records every store() call (reason, blocks) and keeps the blocks in a host tier.
+struct store_call {
+  kvkit::tier_store_reason reason;
+  std::size_t blocks;
+  bool operator==(const store_call&) const = default;
+};
+struct counting_tier {
+  host_t inner;
+  std::shared_ptr<std::vector<store_call>> calls = std::make_shared<std::vector<store_call>>();
+  static constexpr std::string_view name = "counting";
+  const kvkit::kv_layout& layout() const { return inner.layout(); }
+  std::uint32_t lookup(const kvkit::tier_chain& c) { return inner.lookup(c); }
+  std::uint32_t load(const kvkit::tier_chain& c, std::span<const kvkit::kv_block_view> dst) {
+    return inner.load(c, dst);
+  }
+  std::uint32_t store(std::span<const kvkit::tier_block> b, kvkit::tier_store_reason r) {
+    calls->push_back({r, b.size()});
+    return inner.store(b, r);
+  }
+  bool accepts(kvkit::tier_store_reason r) const noexcept { return inner.accepts(r); }
+  kvkit::tier_invalidation invalidate(kvkit::tier_scope s) { return inner.invalidate(s); }
+  std::uint64_t expire() { return inner.expire(); }
+  kvkit::tier_stats stats() const { return inner.stats(); }
+};
+static_assert(kvkit::cache_tier<counting_tier>);
+
+counting_tier make_counting(kvkit::tier_write_policy write) {
+  host_t::options o;
+  o.capacity_blocks = 256;
+  o.write = write;
+  return counting_tier{host_t::create(pool_layout(1), std::move(o)).value()};
+}
+
+using counted_t = kvkit::tiered<counting_tier, counting_tier>;
+using counted_with_events_t =
+    kvkit::listeners<counted_t, kvkit::event_listener<kvkit::recording_event_sink>>;
+
+// Level 0 takes evicted blocks, level 1 committed ones (write-through): every operation hands
+// each tier its blocks in one store() call, whatever their number.
+template <class Listener, class Get>
+void check_one_store_per_operation(Get tiers_of) {
+  auto cache = make_cache<Listener>(10);
+  counting_tier evict = make_counting(kvkit::tier_write_policy::on_eviction);
+  counting_tier through = make_counting(kvkit::tier_write_policy::through);
+  const auto evict_calls = evict.calls;
+  const auto through_calls = through.calls;
+  tiers_of(cache).template attach<0>(std::move(evict));
+  tiers_of(cache).template attach<1>(std::move(through));
+  using R = kvkit::tier_store_reason;
+  const auto a = prompt_of(1000, 40);  // 10 blocks: the whole pool
+  const auto b = prompt_of(5000, 40);
+  run_request(cache, a);
+  EXPECT_TRUE(evict_calls->empty());
+  EXPECT_EQ(*through_calls, (std::vector<store_call>{{R::commit, 10}})) << "one commit, one call";
+  run_request(cache, b);  // evicts the 10 blocks of a, commits 10
+  EXPECT_EQ(*evict_calls, (std::vector<store_call>{{R::eviction, 10}}))
+      << "one admission evicting 10 blocks, one call";
+  EXPECT_EQ(*through_calls, (std::vector<store_call>{{R::commit, 10}, {R::commit, 10}}));
+  const auto adm = run_request(cache, a);  // promoted from level 0 (bytes compared), b evicted
+  EXPECT_EQ(adm.tier_cached_tokens[0], 36u);
+  EXPECT_EQ(*evict_calls, (std::vector<store_call>{{R::eviction, 10}, {R::eviction, 10}}))
+      << "the 9 blocks evicted for the promotion and the 1 for the last block: one call";
+  EXPECT_EQ(*through_calls,
+            (std::vector<store_call>{{R::commit, 10}, {R::commit, 10}, {R::commit, 1}}))
+      << "promoted blocks are not written back; the commit registers the last block";
+  EXPECT_EQ(tiers_of(cache).stats().levels[0].demoted_blocks, 20u);
+  EXPECT_EQ(tiers_of(cache).stats().levels[1].written_blocks, 21u);
+}
+
+TEST(Tiered, EachOperationStoresItsBlocksInOneCallPerTier) {
+  check_one_store_per_operation<counted_t>([](auto& c) -> counted_t& { return c.listener(); });
+}
+
+TEST(Tiered, EachOperationStoresItsBlocksInOneCallPerTierBesideOtherListeners) {
+  check_one_store_per_operation<counted_with_events_t>(
+      [](auto& c) -> counted_t& { return c.listener().template get<0>(); });
+}
+
+TEST(Tiered, AnOperationBeyondTheStagingLimitStoresInPieces) {
+  auto cache = make_cache<kvkit::tiered<counting_tier>>(10);
+  counting_tier evict = make_counting(kvkit::tier_write_policy::on_eviction);
+  const auto calls = evict.calls;
+  cache.listener().attach<0>(std::move(evict));
+  cache.listener().staging_limit(3 * pool_layout(1).block_bytes_all_layers());
+  const auto a = prompt_of(1000, 40);
+  run_request(cache, a);
+  run_request(cache, prompt_of(5000, 40));  // evicts the 10 blocks of a
+  using R = kvkit::tier_store_reason;
+  EXPECT_EQ(*calls, (std::vector<store_call>{
+                        {R::eviction, 3}, {R::eviction, 3}, {R::eviction, 3}, {R::eviction, 1}}));
+  EXPECT_EQ(run_request(cache, a).tier_cached_tokens[0], 36u) << "every piece was stored";
+}
+
+// Blocks reported by the cache wait in the staging area until the operation ends; a promotion
+// that asks for one of them stores them first, so it is found.
+TEST(Tiered, AStagedBlockIsStoredBeforeAPromotionAsksForIt) {
+  auto storage = kvkit::host_storage<kvkit::fp16>::create(pool_layout(4)).value();
+  const kvkit::kv_layout& l = storage.layout();
+  tiers1_t t;
+  t.attach<0>(make_host(16));
+  t.bind(storage, 7);
+  const auto tokens = prompt_of(1000, 4);
+  const auto ns = t.namespace_of(0, 0, {});
+  const std::uint64_t key = kvkit::xxh3_hasher(7).chain(ns.key, tokens);
+  const auto want = kvkit::test::bytes_of(tokens, 0, 4, l.block_bytes_all_layers(), 0);
+  const std::size_t seg = kvkit::kv_segment_bytes(l);
+  const kvkit::kv_block_view src = kvkit::block_view(storage, 2);
+  for (std::size_t i = 0; i < kvkit::kv_segments(l); ++i)
+    std::memcpy(src.data + i * src.stride, want.data() + i * seg, seg);
+  kvkit::block_event e;
+  e.block = 2;
+  e.key = key;
+  e.parent_key = ns.key;
+  e.tokens = tokens;
+  t.on_removed(e, kvkit::removal_reason::evicted);
+  std::memset(src.data, 0, seg);  // the pool reuses the block: the staged copy is what counts
+  EXPECT_EQ(t.stats().levels[0].demoted_blocks, 0u) << "staged until the operation ends";
+  EXPECT_EQ(t.stats().levels[0].tier.entries, 0u);
+
+  const std::uint64_t keys[] = {key};
+  kvkit::tier_chain chain{ns, ns.key, keys, tokens};
+  const kvkit::block_id into[] = {3};
+  ASSERT_EQ(t.promote(chain, into), 1u) << "the staged block is stored before the load";
+  t.registered(1);
+  EXPECT_EQ(t.stats().levels[0].demoted_blocks, 1u);
+  const kvkit::kv_block_view dst = kvkit::block_view(storage, 3);
+  for (std::size_t i = 0; i < kvkit::kv_segments(l); ++i)
+    EXPECT_EQ(0, std::memcmp(dst.data + i * dst.stride, want.data() + i * seg, seg))
+        << "segment " << i;
+  t.on_operation_end();  // nothing left staged: nothing stored twice
+  EXPECT_EQ(t.stats().levels[0].tier.stored_blocks, 1u);
+  EXPECT_EQ(t.stats().levels[0].demoted_blocks, 1u);
 }
 
 TEST(Tiered, PoolHitThenTierContinuation) {
@@ -267,7 +407,10 @@ class naive_tiers {
       referenced.insert(key_of(j));
       lru_.remove(key_of(j));
     }
-    // Blocks for the eligible rest, then the tiers in order.
+    // Room for the whole rest first (every eviction of the admission is demoted before the tiers
+    // are asked), blocks for the eligible rest, then the tiers in order.
+    while (free_ < needed - k && !lru_.empty())
+      evict();
     const std::size_t want = eligible - k;
     for (std::size_t j = 0; j < want; ++j)
       allocate();
@@ -324,15 +467,17 @@ class naive_tiers {
 
  private:
   void allocate() {
-    if (free_ > 0) {
-      --free_;
-      return;
-    }
+    if (free_ == 0)
+      evict();
+    --free_;
+  }
+  void evict() {
     // Sequential requests release children before parents, so the LRU victim is a leaf.
     const key victim = lru_.front();
     lru_.pop_front();
     pool_.erase(victim);
     demote(victim);
+    ++free_;
   }
   void demote(const key& x) {
     if (host_has(x)) {

@@ -556,6 +556,7 @@ template <class Allocator, class Matcher, class Eviction, class Storage, class L
 template <class Pred>
 std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::invalidate_if(
     Pred&& pred) {
+  const operation_scope op(listener_);
   std::uint32_t freed = 0;
   for (std::uint32_t n = 0; n < namespaces_.size(); ++n) {
     const detail::namespace_entry& e = namespaces_[n];
@@ -599,6 +600,7 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::inv
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::clear() {
+  const operation_scope op(listener_);
   if constexpr (listener_has_on_cleared<Listener>)
     listener_.on_cleared();
   std::uint32_t freed = 0;
@@ -611,6 +613,7 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::cle
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::expire() {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   std::uint32_t freed = 0;
   for (block_id b = eviction_traits::pop_expired(evict_); b != invalid_block;
@@ -626,6 +629,7 @@ std::uint32_t prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::exp
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 result<admission> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::admit(
     std::span<const token_id> prompt, const request_options& options) {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   if (prompt.empty()) {
     return error{errc::empty_input, "kvkit: admit: the prompt is empty; pass at least one token"};
@@ -713,6 +717,10 @@ result<admission> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>:
   s.prompt_tokens = static_cast<std::uint32_t>(prompt.size());
   if (m.partial != invalid_block)  // held before anything is allocated: no eviction takes it
     take_ref(m.partial, options.request_class);
+  if constexpr (detail::listener_promotes<Listener, Storage>) {
+    while (alloc_.free_count() < fresh && tree_.evictable_count() != 0)
+      evict_one();  // the same victims as later; the tiers store them all before the promotion
+  }
   const std::uint32_t promoted = extend_match(s, prompt, eligible);
   if (promoted != 0 && m.partial != invalid_block) {  // relative to the pool's match: unused
     drop_ref(m.partial, false);
@@ -756,6 +764,7 @@ result<admission> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>:
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 result<commit_info> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::commit(
     sequence_id seq, std::uint32_t num_computed_tokens) {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   auto found = sequences_.lookup(seq, "commit");
   if (!found.ok())
@@ -856,6 +865,7 @@ result<commit_info> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 status prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::append(
     sequence_id seq, std::span<const token_id> tokens) {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   auto found = sequences_.lookup(seq, "append");
   if (!found.ok())
@@ -894,6 +904,7 @@ status prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::append(
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 result<sequence_id> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::fork(
     sequence_id seq) {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   auto found = sequences_.lookup(seq, "fork");
   if (!found.ok())
@@ -927,6 +938,7 @@ result<sequence_id> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 result<pin_info> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::pin(
     std::span<const token_id> prompt, const request_options& options) {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   if (prompt.empty()) {
     return error{errc::empty_input, "kvkit: pin: the prompt is empty; pass at least one token"};
@@ -973,6 +985,7 @@ result<pin_info> prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::
 
 template <class Allocator, class Matcher, class Eviction, class Storage, class Listener>
 status prefix_cache<Allocator, Matcher, Eviction, Storage, Listener>::finish(sequence_id seq) {
+  const operation_scope op(listener_);
   const batch_scope batch(evict_);
   auto found = sequences_.lookup(seq, "finish");
   if (!found.ok())
