@@ -239,18 +239,42 @@ inline constexpr std::array<class_metric, 4> class_metrics{{
 // Every field of miss_reason_counts, as the value of a "reason" label.
 struct miss_reason_field {
   const char* reason;
-  std::uint64_t miss_reason_counts::*field;
+  std::uint64_t (*get)(const miss_reason_counts&);
 };
 
 inline constexpr std::array<miss_reason_field, 8> miss_reason_fields{{
-    {"full_hit", &miss_reason_counts::full_hit},
-    {"never_stored", &miss_reason_counts::never_stored},
-    {"evicted", &miss_reason_counts::evicted},
-    {"invalidated", &miss_reason_counts::invalidated},
-    {"expired", &miss_reason_counts::expired},
-    {"partial_last_block", &miss_reason_counts::partial_last_block},
-    {"pool_too_small", &miss_reason_counts::pool_too_small},
-    {"other_namespace", &miss_reason_counts::other_namespace},
+    {"full_hit",
+     [](const miss_reason_counts& m) -> std::uint64_t {
+       return m.full_hit;
+     }},
+    {"never_stored",
+     [](const miss_reason_counts& m) -> std::uint64_t {
+       return m.never_stored;
+     }},
+    {"evicted",
+     [](const miss_reason_counts& m) -> std::uint64_t {
+       return m.evicted;
+     }},
+    {"invalidated",
+     [](const miss_reason_counts& m) -> std::uint64_t {
+       return m.invalidated;
+     }},
+    {"expired",
+     [](const miss_reason_counts& m) -> std::uint64_t {
+       return m.expired;
+     }},
+    {"partial_last_block",
+     [](const miss_reason_counts& m) -> std::uint64_t {
+       return m.partial_last_block;
+     }},
+    {"pool_too_small",
+     [](const miss_reason_counts& m) -> std::uint64_t {
+       return m.pool_too_small;
+     }},
+    {"other_namespace",
+     [](const miss_reason_counts& m) -> std::uint64_t {
+       return m.other_namespace;
+     }},
 }};
 
 inline constexpr const char* miss_reason_help =
@@ -431,7 +455,7 @@ inline status write_prometheus(std::string& out, std::span<const prometheus_tier
   for (const prometheus_tier& t : tiers) {
     for (const detail::miss_reason_field& f : detail::miss_reason_fields) {
       const prometheus_label labels[] = {{"tier", t.tier}, {"reason", f.reason}};
-      w.sample("", labels, t.stats.miss_reasons.*f.field);
+      w.sample("", labels, f.get(t.stats.miss_reasons));
     }
   }
   const bool any_class = std::any_of(tiers.begin(), tiers.end(),
@@ -453,7 +477,7 @@ inline status write_prometheus(std::string& out, std::span<const prometheus_tier
         for (const detail::miss_reason_field& f : detail::miss_reason_fields) {
           const prometheus_label labels[] = {
               {"tier", t.tier}, {"class", c.name}, {"reason", f.reason}};
-          w.sample("", labels, c.stats.miss_reasons.*f.field);
+          w.sample("", labels, f.get(c.stats.miss_reasons));
         }
       }
     }
