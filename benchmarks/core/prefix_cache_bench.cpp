@@ -6,6 +6,9 @@
 //       prompt cached: 127 blocks hit, 1 new
 //   BM_PrefixCache_MissPath/<...>
 //       fresh prompt: 128 new blocks, each evicting one cached block
+//   BM_PrefixCache_MissPath/<...>/no_miss_record
+//       the same with cache_config::miss_record = 0: the cost of remembering removals (which
+//       tells an evicted block from one never stored) is the difference
 //   BM_PrefixCache_PartialHitPath/<...>
 //       last 10% differs: 115 blocks hit, 13 new
 //
@@ -51,10 +54,12 @@ template <class Allocator, class Matcher, class Eviction>
 using cache_t = kvkit::prefix_cache<Allocator, Matcher, Eviction, kvkit::no_storage>;
 
 template <class Cache>
-Cache make_cache(std::uint32_t num_blocks = kCacheBlocks) {
+Cache make_cache(std::uint32_t num_blocks = kCacheBlocks, bool miss_record = true) {
   auto storage = kvkit::no_storage::create(kBlockSize, num_blocks);
   kvkit::cache_config cfg;
   cfg.seed = kSeed;
+  if (!miss_record)
+    cfg.miss_record = 0;
   return std::move(Cache::create(cfg, std::move(*storage)).value());
 }
 
@@ -122,10 +127,10 @@ void BM_PrefixCache_HitPath(benchmark::State& state) {
 // distinct prompts (8,192 blocks) over a 4,096-block cache: by the time a prompt comes round again
 // it has been evicted, and in the steady state every admission evicts 128 blocks of the least
 // recently finished prompt.
-template <class Cache>
+template <class Cache, bool MissRecord = true>
 void BM_PrefixCache_MissPath(benchmark::State& state) {
   constexpr std::uint32_t ring = 2 * kCacheBlocks / kPromptBlocks;
-  Cache cache = make_cache<Cache>();
+  Cache cache = make_cache<Cache>(kCacheBlocks, MissRecord);
   std::vector<std::vector<kvkit::token_id>> prompts;
   for (std::uint32_t i = 0; i < ring; ++i)
     prompts.push_back(make_prompt(1000 + i));
@@ -255,6 +260,8 @@ void register_policies() {
                                BM_PrefixCache_HitPath<cache>);
   benchmark::RegisterBenchmark(("BM_PrefixCache_MissPath" + suffix).c_str(),
                                BM_PrefixCache_MissPath<cache>);
+  benchmark::RegisterBenchmark(("BM_PrefixCache_MissPath" + suffix + "/no_miss_record").c_str(),
+                               BM_PrefixCache_MissPath<cache, false>);
   benchmark::RegisterBenchmark(("BM_PrefixCache_PartialHitPath" + suffix).c_str(),
                                BM_PrefixCache_PartialHitPath<cache>);
 }
