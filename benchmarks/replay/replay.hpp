@@ -601,13 +601,39 @@ inline double thread_cpu_seconds() noexcept {
   return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
 }
 
+/// The eviction policy's options of a replay: the replay's clock (@p now_ns, nanoseconds), and
+/// the TTL and priority classes asked for, where the policy has them.
 template <class Options>
-void set_clock(Options& o, const std::shared_ptr<std::int64_t>& now_ns) {
+void set_eviction_options(Options& o, const replay_options& opt,
+                          const std::shared_ptr<std::int64_t>& now_ns) {
   if constexpr (requires { o.now = std::function<std::chrono::nanoseconds()>{}; }) {
     o.now = [now_ns] {
       return std::chrono::nanoseconds(*now_ns);
     };
   }
+  if constexpr (requires { o.ttl = std::chrono::nanoseconds{}; }) {
+    if (opt.ttl_ms)
+      o.ttl = std::chrono::nanoseconds(static_cast<std::int64_t>(*opt.ttl_ms * 1e6));
+  }
+  if constexpr (requires { o.classes.emplace_back(); }) {
+    for (const std::uint8_t p : opt.class_priorities) {
+      auto& rule = o.classes.emplace_back();
+      rule.priority = p;
+    }
+  }
+}
+
+/// The pool's capacity in blocks (the trace's unlimited capacity when opt.capacity is 0), also
+/// written to @p res; an error when no pool can be that large.
+inline result<std::uint64_t> pool_capacity(const trace& t, const replay_options& opt,
+                                           replay_result& res) {
+  res.unlimited = opt.capacity == 0;
+  const std::uint64_t cap = res.unlimited ? unlimited_capacity(t) : opt.capacity;
+  if (cap >= invalid_block - 1)
+    return error{errc::invalid_config,
+                 "kvkit-replay: capacity " + std::to_string(cap) + " blocks is too large"};
+  res.capacity = cap;
+  return cap;
 }
 
 template <class Cache>
@@ -969,12 +995,10 @@ result<replay_result> replay(const trace& t, const replay_options& opt) {
   res.policy = std::string(policy_traits<Allocator>::name()) + "/" +
                std::string(policy_traits<Matcher>::name()) + "/" +
                std::string(policy_traits<Eviction>::name());
-  res.unlimited = opt.capacity == 0;
-  const std::uint64_t cap = res.unlimited ? unlimited_capacity(t) : opt.capacity;
-  if (cap >= invalid_block - 1)
-    return error{errc::invalid_config,
-                 "kvkit-replay: capacity " + std::to_string(cap) + " blocks is too large"};
-  res.capacity = cap;
+  const auto capacity = detail::pool_capacity(t, opt, res);
+  if (!capacity.ok())
+    return capacity.error();
+  const std::uint64_t cap = *capacity;
   auto storage = no_storage::create(t.cache_block_size, static_cast<std::uint32_t>(cap));
   if (!storage.ok())
     return storage.error();
@@ -987,17 +1011,7 @@ result<replay_result> replay(const trace& t, const replay_options& opt) {
                                           2 * unlimited_capacity(t), kv_layout::max_blocks));
   auto clock = std::make_shared<std::int64_t>(0);
   typename cache_t::eviction_options eo{};
-  detail::set_clock(eo, clock);
-  if constexpr (requires { eo.ttl = std::chrono::nanoseconds{}; }) {
-    if (opt.ttl_ms)
-      eo.ttl = std::chrono::nanoseconds(static_cast<std::int64_t>(*opt.ttl_ms * 1e6));
-  }
-  if constexpr (requires { eo.classes.emplace_back(); }) {
-    for (const std::uint8_t p : opt.class_priorities) {
-      auto& rule = eo.classes.emplace_back();
-      rule.priority = p;
-    }
-  }
+  detail::set_eviction_options(eo, opt, clock);
   // Optimal eviction: the next use of every block, planned from the whole trace. Planning is
   // part of the run's time.
   const auto start = std::chrono::steady_clock::now();
@@ -1032,25 +1046,20 @@ inline status check_combination(std::string_view allocator, std::string_view mat
   return s;
 }
 
+namespace detail {
+/// Replays @p t through the combination of matcher @p Matcher named "allocator", "eviction"
+/// (eviction "optimal" included), which check_combination() accepted. Compiled once per matcher
+/// into the kvkit_replay_engine library (engine_<matcher>.cpp), not in the including file.
+template <class Matcher>
+result<replay_result> replay_with_matcher(const trace& t, const replay_options& opt,
+                                          std::string_view allocator, std::string_view eviction);
+}  // namespace detail
+
 /// Replays @p t through the combination named "allocator", "matcher", "eviction"; eviction
-/// "optimal" is optimal_eviction (Belady's rule, planned from the trace).
-inline result<replay_result> replay(const trace& t, const replay_options& opt,
-                                    std::string_view allocator, std::string_view matcher,
-                                    std::string_view eviction) {
-  if (auto s = check_combination(allocator, matcher, eviction); !s.ok())
-    return error{s.code(), s.message()};
-  std::optional<result<replay_result>> out;
-  const auto run = [&]<class A, class M, class E>() {
-    if (!out && policy_traits<A>::name() == allocator && policy_traits<M>::name() == matcher &&
-        policy_traits<E>::name() == eviction)
-      out.emplace(replay<A, M, E>(t, opt));
-  };
-  if (eviction == optimal_eviction::name)
-    for_each_combination<all_allocators, all_matchers, type_list<optimal_eviction>>(run);
-  else
-    for_each_combination(run);
-  return std::move(*out);
-}
+/// "optimal" is optimal_eviction (Belady's rule, planned from the trace). Defined in the
+/// kvkit_replay_engine library (engine.cpp), which compiles every combination once.
+result<replay_result> replay(const trace& t, const replay_options& opt, std::string_view allocator,
+                             std::string_view matcher, std::string_view eviction);
 
 /// Names of the shipped allocators, matchers and eviction policies, in catalogue order.
 struct policy_catalogue {

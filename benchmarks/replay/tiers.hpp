@@ -93,12 +93,10 @@ result<replay_result> replay_tiered(const trace& t, const replay_options& opt,
     return error{s.code(), s.message()};
   replay_result res;
   res.policy = std::string("free_list/hash/") + std::string(policy_traits<Eviction>::name());
-  res.unlimited = opt.capacity == 0;
-  const std::uint64_t cap = res.unlimited ? unlimited_capacity(t) : opt.capacity;
-  if (cap >= invalid_block - 1)
-    return error{errc::invalid_config,
-                 "kvkit-replay: capacity " + std::to_string(cap) + " blocks is too large"};
-  res.capacity = cap;
+  const auto capacity = detail::pool_capacity(t, opt, res);
+  if (!capacity.ok())
+    return capacity.error();
+  const std::uint64_t cap = *capacity;
   auto storage = host_storage<fp16>::create(
       detail::tier_replay_layout(t.cache_block_size, static_cast<std::uint32_t>(cap)));
   if (!storage.ok())
@@ -107,17 +105,7 @@ result<replay_result> replay_tiered(const trace& t, const replay_options& opt,
   cfg.seed = opt.seed;
   auto clock = std::make_shared<std::int64_t>(0);
   typename cache_t::eviction_options eo{};
-  detail::set_clock(eo, clock);
-  if constexpr (requires { eo.ttl = std::chrono::nanoseconds{}; }) {
-    if (opt.ttl_ms)
-      eo.ttl = std::chrono::nanoseconds(static_cast<std::int64_t>(*opt.ttl_ms * 1e6));
-  }
-  if constexpr (requires { eo.classes.emplace_back(); }) {
-    for (const std::uint8_t p : opt.class_priorities) {
-      auto& rule = eo.classes.emplace_back();
-      rule.priority = p;
-    }
-  }
+  detail::set_eviction_options(eo, opt, clock);
   auto cache = cache_t::create(cfg, std::move(*storage), eo);
   if (!cache.ok())
     return cache.error();
@@ -166,21 +154,9 @@ result<replay_result> replay_tiered(const trace& t, const replay_options& opt,
 }
 
 /// Replays @p t with tiers through the pool of eviction policy @p eviction (allocator free_list,
-/// matcher hash).
-inline result<replay_result> replay_tiered(const trace& t, const replay_options& opt,
-                                           const tier_options& to, std::string_view eviction,
-                                           tier_figures* figures) {
-  std::optional<result<replay_result>> out;
-  for_each_combination<type_list<free_list_allocator>, type_list<hash_matcher>, all_evictions>(
-      [&]<class A, class M, class E>() {
-        if (!out && policy_traits<E>::name() == eviction)
-          out.emplace(replay_tiered<E>(t, opt, to, figures));
-      });
-  if (!out)
-    return error{errc::invalid_config,
-                 "kvkit-replay: tiers: eviction '" + std::string(eviction) +
-                     "' is not in the catalogue (the optimal eviction has no tiers)"};
-  return std::move(*out);
-}
+/// matcher hash). Defined in the kvkit_replay_engine library (engine_tiers.cpp).
+result<replay_result> replay_tiered(const trace& t, const replay_options& opt,
+                                    const tier_options& to, std::string_view eviction,
+                                    tier_figures* figures);
 
 }  // namespace kvkit::replay

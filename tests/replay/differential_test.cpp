@@ -20,12 +20,6 @@
 // must agree with it exactly, on random traces and on the shipped trace at several capacities. On
 // the shipped trace it must also stay within 0.1 point of the reference without the query block
 // (requests hold only their prompt blocks, as in vLLM).
-#include <kvkit/allocator/free_list.hpp>
-#include <kvkit/eviction/fifo.hpp>
-#include <kvkit/eviction/lru.hpp>
-#include <kvkit/eviction/priority.hpp>
-#include <kvkit/matcher/hash.hpp>
-
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -44,6 +38,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "support/shipped_trace.hpp"
 #include <replay/replay.hpp>
 
 namespace {
@@ -266,8 +261,8 @@ rp::trace parse(const std::string& text) {
   return t.ok() ? std::move(*t) : rp::trace{};
 }
 
-/// Sequential replay through free_list/hash/<eviction> (lru, fifo or priority), instantiated
-/// directly (the by-name dispatch would compile every combination).
+/// Sequential replay through free_list/hash/<eviction> (lru, fifo or priority), through the
+/// replay engine's by-name entry point (kvkit-replay's own path).
 rp::replay_result replay(const rp::trace& t, std::uint64_t capacity, std::string_view eviction,
                          bool cache_output, bool check = false,
                          std::optional<std::uint32_t> miss_record = {}) {
@@ -277,11 +272,7 @@ rp::replay_result replay(const rp::trace& t, std::uint64_t capacity, std::string
   o.capacity = capacity;
   o.cache_output = cache_output;
   o.check_invariants = check;
-  using alloc = kvkit::free_list_allocator;
-  using matcher = kvkit::hash_matcher;
-  auto r = eviction == "lru"    ? rp::replay<alloc, matcher, kvkit::lru_eviction>(t, o)
-           : eviction == "fifo" ? rp::replay<alloc, matcher, kvkit::fifo_eviction>(t, o)
-                                : rp::replay<alloc, matcher, kvkit::priority_eviction>(t, o);
+  auto r = rp::replay(t, o, "free_list", "hash", eviction);
   EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
   EXPECT_EQ(r.ok() ? r->policy : "", "free_list/hash/" + std::string(eviction));
   return r.ok() ? std::move(*r) : rp::replay_result{};
@@ -396,32 +387,13 @@ TEST(ReplayDifferential, NaiveModelHandChecked) {
 
 // ---- the shipped trace -------------------------------------------------------------------------
 
-std::string trace_path() {
-  if (const char* env = std::getenv("KVKIT_REPLAY_TRACE"); env != nullptr && *env != '\0')
-    return env;
-#ifdef KVKIT_REPLAY_TRACE
-  return KVKIT_REPLAY_TRACE;
-#else
-  return "";
-#endif
-}
-
 class ShippedTraceDifferential : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const std::string path = trace_path();
-    std::ifstream in(path);
-    if (path.empty() || !in)
+    const std::string path = kvkit::test::shipped_trace_path();
+    requests_ = kvkit::test::read_mooncake_records<naive_request>(path);
+    if (requests_.empty())
       return;
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos)
-        continue;
-      const auto j = nlohmann::json::parse(line);
-      requests_.push_back({j.at("hash_ids").get<std::vector<std::int64_t>>(),
-                           j.at("input_length").get<std::uint64_t>(),
-                           j.value("output_length", std::uint64_t{0})});
-    }
     no_output_ = new rp::trace(parse(to_jsonl(with_outputs(requests_, false))));
     with_output_ = new rp::trace(parse(to_jsonl(requests_)));
   }
@@ -432,8 +404,7 @@ class ShippedTraceDifferential : public ::testing::Test {
   }
   void SetUp() override {
     if (no_output_ == nullptr)
-      GTEST_SKIP() << "Mooncake trace not found at '" << trace_path()
-                   << "' (set KVKIT_REPLAY_TRACE or the CMake cache variable of that name)";
+      GTEST_SKIP() << kvkit::test::shipped_trace_missing();
   }
 
   /// kvkit against the model with the same semantics (exact), and against the reference

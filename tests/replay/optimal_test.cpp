@@ -33,6 +33,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "support/shipped_trace.hpp"
 #include <replay/replay.hpp>
 
 namespace {
@@ -308,10 +309,10 @@ rp::replay_options options(std::uint64_t capacity, bool cache_output, bool seque
   return o;
 }
 
-/// free_list/hash/<E>.
+/// free_list/hash/<E>, through the replay engine's by-name entry point.
 template <class E>
 rp::replay_result replay_with(const rp::trace& t, const rp::replay_options& o) {
-  auto r = rp::replay<kvkit::free_list_allocator, kvkit::hash_matcher, E>(t, o);
+  auto r = rp::replay(t, o, "free_list", "hash", kvkit::policy_traits<E>::name());
   EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
   return r.ok() ? std::move(*r) : rp::replay_result{};
 }
@@ -561,16 +562,6 @@ TEST(ReplayOptimal, ByName) {
 
 // ---- the shipped trace -------------------------------------------------------------------------
 
-std::string trace_path() {
-  if (const char* env = std::getenv("KVKIT_REPLAY_TRACE"); env != nullptr && *env != '\0')
-    return env;
-#ifdef KVKIT_REPLAY_TRACE
-  return KVKIT_REPLAY_TRACE;
-#else
-  return "";
-#endif
-}
-
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr bool kSanitized = true;
 #elif defined(__has_feature)
@@ -586,19 +577,10 @@ constexpr bool kSanitized = false;
 class ShippedTraceOptimal : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const std::string path = trace_path();
-    std::ifstream in(path);
-    if (path.empty() || !in)
+    const std::string path = kvkit::test::shipped_trace_path();
+    requests_ = kvkit::test::read_mooncake_records<mc_request>(path);
+    if (requests_.empty())
       return;
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos)
-        continue;
-      const auto j = nlohmann::json::parse(line);
-      requests_.push_back({j.at("hash_ids").get<std::vector<std::int64_t>>(),
-                           j.at("input_length").get<std::uint64_t>(),
-                           j.value("output_length", std::uint64_t{0})});
-    }
     std::ifstream again(path);
     auto t = rp::parse_trace(again);
     ASSERT_TRUE(t.ok()) << t.error().message();
@@ -610,8 +592,7 @@ class ShippedTraceOptimal : public ::testing::Test {
   }
   void SetUp() override {
     if (trace_ == nullptr)
-      GTEST_SKIP() << "Mooncake trace not found at '" << trace_path()
-                   << "' (set KVKIT_REPLAY_TRACE or the CMake cache variable of that name)";
+      GTEST_SKIP() << kvkit::test::shipped_trace_missing();
   }
   /// Capacities of docs/sizing.md: fractions of the working set.
   static std::vector<std::uint64_t> capacities() {

@@ -15,6 +15,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "support/shipped_trace.hpp"
 #include <replay/replay.hpp>
 
 namespace {
@@ -42,16 +43,6 @@ rp::replay_options sequential(std::uint64_t capacity = 0) {
   o.capacity = capacity;
   o.check_invariants = true;
   return o;
-}
-
-std::string trace_path() {
-  if (const char* env = std::getenv("KVKIT_REPLAY_TRACE"); env != nullptr && *env != '\0')
-    return env;
-#ifdef KVKIT_REPLAY_TRACE
-  return KVKIT_REPLAY_TRACE;
-#else
-  return "";
-#endif
 }
 
 // ---- (a) the shipped Mooncake trace --------------------------------------------------------
@@ -88,7 +79,7 @@ bound independent_bound(const std::string& path) {
 class ShippedTrace : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    path_ = trace_path();
+    path_ = kvkit::test::shipped_trace_path();
     if (path_.empty() || !std::ifstream(path_))
       return;
     std::ifstream in(path_);
@@ -105,8 +96,7 @@ class ShippedTrace : public ::testing::Test {
   }
   void SetUp() override {
     if (trace_ == nullptr)
-      GTEST_SKIP() << "Mooncake trace not found at '" << path_
-                   << "' (set KVKIT_REPLAY_TRACE or the CMake cache variable of that name)";
+      GTEST_SKIP() << kvkit::test::shipped_trace_missing();
   }
   /// Sequential, unlimited, without the per-request invariant check (O(pool) each: too slow
   /// for 3,993 requests in a Debug build).
@@ -187,7 +177,8 @@ TEST(ReplaySmall, EveryCombinationAgreesAtUnlimitedCapacity) {
     for (const bool seq : {true, false}) {
       rp::replay_options o = sequential();
       o.sequential = seq;
-      auto r = rp::replay<A, M, E>(t, o);
+      auto r = rp::replay(t, o, kvkit::policy_traits<A>::name(), kvkit::policy_traits<M>::name(),
+                          kvkit::policy_traits<E>::name());
       ASSERT_TRUE(r.ok()) << r.error().message();
       EXPECT_EQ(r->hit_blocks, 6u) << r->policy;
       EXPECT_EQ(r->hit_tokens, 2860u) << r->policy;

@@ -10,25 +10,16 @@
 #include <string>
 
 #include "replay/tiers.hpp"
+#include "support/shipped_trace.hpp"
 
 namespace {
 
 namespace rp = kvkit::replay;
 
-std::string trace_path() {
-  if (const char* env = std::getenv("KVKIT_REPLAY_TRACE"); env != nullptr && *env != '\0')
-    return env;
-#ifdef KVKIT_REPLAY_TRACE
-  return KVKIT_REPLAY_TRACE;
-#else
-  return "";
-#endif
-}
-
 TEST(ReplayTiers, LevelsOnTheShippedTrace) {
-  std::ifstream in(trace_path());
+  std::ifstream in(kvkit::test::shipped_trace_path());
   if (!in)
-    GTEST_SKIP() << "Mooncake trace not found at '" << trace_path() << "'";
+    GTEST_SKIP() << kvkit::test::shipped_trace_missing();
   rp::parse_options po;
   auto t = rp::parse_trace(in, po);
   ASSERT_TRUE(t.ok()) << t.error().message();
