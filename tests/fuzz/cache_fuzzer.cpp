@@ -2,6 +2,9 @@
 //
 // Coverage-guided differential fuzzer of prefix_cache over every shipped composition.
 //
+// The compositions are compiled in cache_fuzzer/ (fuzz_one.hpp, one file per matcher); this file
+// holds the options, the counters and libFuzzer's entry points.
+//
 // The first bytes of the input choose the composition (every allocator x matcher x eviction
 // policy), the block size (1, 2, 4 or 16), the pool size (4 to 64 blocks), the hash seed and the
 // settings of policies that have some (ttl, priority: times on a manual clock). The rest drive
@@ -28,11 +31,6 @@
 //       so a corpus stays valid. Default: the input chooses.
 //   -kvkit_stats=1              KVKIT_FUZZ_STATS=1   at exit (not after a crash), also print
 //       the operations and inputs of each composition, the wall time and the rate.
-#include <kvkit/prefix_cache.hpp>
-#include <kvkit/storage.hpp>
-
-#include <array>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -40,32 +38,15 @@
 #include <cstring>
 #include <string>
 #include <string_view>
-#include <type_traits>
 
-#include "support/choice_source.hpp"
-#include "support/differential_driver.hpp"
-#include "support/policy_catalogue.hpp"
-#include "support/property_driver.hpp"
+#include "cache_fuzzer/state.hpp"
+
+namespace kvkit::fuzz {
+
+fuzz_options settings;
+std::size_t current_combination = 0;
 
 namespace {
-
-using kvkit::test::byte_choices;
-using kvkit::test::manual_clock;
-
-constexpr std::uint32_t kBlockSizes[] = {1, 2, 4, 16};
-constexpr std::uint32_t kMinBlocks = 4;
-constexpr std::uint32_t kMaxBlocks = 64;
-constexpr std::uint64_t kMaxOperations = 4096;  // per input
-
-constexpr std::size_t kCombinations = kvkit::test::combination_count<>;
-
-/// The fuzzer's own options (see the top of this file).
-struct fuzz_options {
-  std::uint64_t check_every = 1;
-  long combination = -1;  // -1: the input chooses
-  bool stats = false;
-};
-fuzz_options fuzz_settings;
 
 /// The name of combination @p index, "allocator + matcher + eviction".
 std::string combination_name(std::size_t index) {
@@ -77,40 +58,6 @@ std::string combination_name(std::size_t index) {
   });
   return name;
 }
-
-/// Operations run by this process, printed when it exits.
-struct operation_counter {
-  std::uint64_t operations = 0;
-  std::array<std::uint64_t, kCombinations> per_combination{};
-  std::array<std::uint64_t, kCombinations> inputs{};
-  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  ~operation_counter() {
-    std::fprintf(stderr, "kvkit-fuzz: %llu operations\n",
-                 static_cast<unsigned long long>(operations));
-    if (!fuzz_settings.stats)
-      return;
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::uint64_t total_inputs = 0;
-    std::size_t covered = 0;
-    for (std::size_t c = 0; c < kCombinations; ++c) {
-      total_inputs += inputs[c];
-      covered += per_combination[c] > 0 ? 1 : 0;
-      std::fprintf(stderr, "kvkit-fuzz: combination %2zu %-40s %12llu operations %9llu inputs\n", c,
-                   combination_name(c).c_str(), static_cast<unsigned long long>(per_combination[c]),
-                   static_cast<unsigned long long>(inputs[c]));
-    }
-    std::fprintf(stderr,
-                 "kvkit-fuzz: total %llu operations, %llu inputs, %zu of %zu combinations, "
-                 "check every %llu, %.1f s, %.0f operations/s\n",
-                 static_cast<unsigned long long>(operations),
-                 static_cast<unsigned long long>(total_inputs), covered, kCombinations,
-                 static_cast<unsigned long long>(fuzz_settings.check_every), seconds,
-                 seconds > 0 ? static_cast<double>(operations) / seconds : 0.0);
-  }
-};
-operation_counter counter;
-std::size_t current_combination = 0;
 
 /// Parses a non-negative integer option; exits with a message naming the accepted values.
 std::uint64_t parse_count(std::string_view what, const char* text, std::uint64_t min,
@@ -126,81 +73,42 @@ std::uint64_t parse_count(std::string_view what, const char* text, std::uint64_t
   return v;
 }
 
+}  // namespace
+
+operation_counter::~operation_counter() {
+  std::fprintf(stderr, "kvkit-fuzz: %llu operations\n",
+               static_cast<unsigned long long>(operations));
+  if (!settings.stats)
+    return;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::uint64_t total_inputs = 0;
+  std::size_t covered = 0;
+  for (std::size_t c = 0; c < kCombinations; ++c) {
+    total_inputs += inputs[c];
+    covered += per_combination[c] > 0 ? 1 : 0;
+    std::fprintf(stderr, "kvkit-fuzz: combination %2zu %-40s %12llu operations %9llu inputs\n", c,
+                 combination_name(c).c_str(), static_cast<unsigned long long>(per_combination[c]),
+                 static_cast<unsigned long long>(inputs[c]));
+  }
+  std::fprintf(stderr,
+               "kvkit-fuzz: total %llu operations, %llu inputs, %zu of %zu combinations, "
+               "check every %llu, %.1f s, %.0f operations/s\n",
+               static_cast<unsigned long long>(operations),
+               static_cast<unsigned long long>(total_inputs), covered, kCombinations,
+               static_cast<unsigned long long>(settings.check_every), seconds,
+               seconds > 0 ? static_cast<double>(operations) / seconds : 0.0);
+}
+operation_counter counter;
+
 void report(const char* file, int line, const std::string& message) {
   std::fprintf(stderr, "%s:%d: %s\n", file, line, message.c_str());
 }
 
-/// Settings of eviction policy @p E: times in units of 1 microsecond on @p clock.
-template <class E>
-kvkit::policy_options_t<E> eviction_options(byte_choices& choices, const manual_clock& clock) {
-  if constexpr (std::is_same_v<E, kvkit::ttl_eviction>) {
-    kvkit::ttl_options o;
-    o.ttl = std::chrono::microseconds(1 + choices.next(8));
-    o.now = clock.reader();
-    return o;
-  } else if constexpr (std::is_same_v<E, kvkit::priority_eviction>) {
-    kvkit::priority_options o;
-    for (int c = 0; c < 5; ++c) {
-      o.classes.push_back(
-          {static_cast<std::uint8_t>(choices.next(kvkit::priority_eviction::max_levels)),
-           std::chrono::microseconds(choices.next(4) * 2)});
-    }
-    o.default_priority =
-        static_cast<std::uint8_t>(choices.next(4));  // priorities are below max_levels
-    o.now = clock.reader();
-    return o;
-  } else {
-    static_assert(std::is_same_v<kvkit::policy_options_t<E>, kvkit::no_options>,
-                  "cache_fuzzer: give this policy's options a fuzzed value");
-    (void)choices;
-    (void)clock;
-    return {};
-  }
-}
+}  // namespace kvkit::fuzz
 
-template <class Allocator, class Matcher, class Eviction>
-void fuzz_one(byte_choices& choices) {
-  using cache = kvkit::prefix_cache<Allocator, Matcher, Eviction, kvkit::host_storage<float>>;
-  const std::uint32_t block_size = kBlockSizes[choices.next(std::size(kBlockSizes))];
-  const auto num_blocks =
-      kMinBlocks + static_cast<std::uint32_t>(choices.next(kMaxBlocks - kMinBlocks + 1));
-  const std::uint64_t seed = choices.next(1u << 16);
-  const auto fail = [&] {
-    std::fprintf(stderr, "composition: %s + %s + %s, block_size %u, %u blocks\n",
-                 std::string(kvkit::policy_traits<Allocator>::name()).c_str(),
-                 std::string(kvkit::policy_traits<Matcher>::name()).c_str(),
-                 std::string(kvkit::policy_traits<Eviction>::name()).c_str(), block_size,
-                 num_blocks);
-    std::fprintf(stderr, "kvkit-fuzz: %llu operations\n",
-                 static_cast<unsigned long long>(counter.operations));
-    std::abort();
-  };
-  if constexpr (std::is_same_v<Matcher, kvkit::hash_matcher> &&
-                std::is_same_v<Eviction, kvkit::lru_eviction>) {
-    if (choices.next(2) == 0) {
-      kvkit::test::differential_run<cache, byte_choices> run(choices, report, seed, block_size,
-                                                             num_blocks);
-      const std::uint64_t done = run.run(kMaxOperations, fuzz_settings.check_every).operations;
-      counter.operations += done;
-      counter.per_combination[current_combination] += done;
-      if (run.failed())
-        fail();
-      return;
-    }
-  }
-  manual_clock clock;
-  const auto options = eviction_options<Eviction>(choices, clock);
-  kvkit::test::property_run<cache, byte_choices> run(choices, report, clock, seed, block_size,
-                                                     num_blocks, options);
-  const std::uint64_t done = run.run(kMaxOperations, fuzz_settings.check_every).operations;
-  counter.operations += done;
-  counter.per_combination[current_combination] += done;
-  if (run.failed())
-    fail();
-}
-
-}  // namespace
-
+using kvkit::fuzz::kCombinations;
+using kvkit::fuzz::parse_count;
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   struct option_spec {
     const char* flag;
@@ -233,29 +141,34 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   }
   *argc = kept;
   if (values[0] != nullptr)
-    fuzz_settings.check_every =
+    kvkit::fuzz::settings.check_every =
         parse_count("kvkit_check_every", values[0], specs[0].min, specs[0].max);
   if (values[1] != nullptr) {
-    fuzz_settings.combination =
+    kvkit::fuzz::settings.combination =
         static_cast<long>(parse_count("kvkit_combination", values[1], specs[1].min, specs[1].max));
   }
   if (values[2] != nullptr)
-    fuzz_settings.stats = parse_count("kvkit_stats", values[2], specs[2].min, specs[2].max) == 1;
-  if (fuzz_settings.combination >= 0) {
-    std::fprintf(stderr, "kvkit-fuzz: only combination %ld (%s)\n", fuzz_settings.combination,
-                 combination_name(static_cast<std::size_t>(fuzz_settings.combination)).c_str());
+    kvkit::fuzz::settings.stats =
+        parse_count("kvkit_stats", values[2], specs[2].min, specs[2].max) == 1;
+  if (kvkit::fuzz::settings.combination >= 0) {
+    std::fprintf(
+        stderr, "kvkit-fuzz: only combination %ld (%s)\n", kvkit::fuzz::settings.combination,
+        kvkit::fuzz::combination_name(static_cast<std::size_t>(kvkit::fuzz::settings.combination))
+            .c_str());
   }
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  byte_choices choices(data, size);
+  namespace fz = kvkit::fuzz;
+  fz::byte_choices choices(data, size);
   std::size_t combination = choices.next(kCombinations);
-  if (fuzz_settings.combination >= 0)
-    combination = static_cast<std::size_t>(fuzz_settings.combination);
-  current_combination = combination;
-  ++counter.inputs[combination];
-  kvkit::test::with_combination(combination,
-                                [&]<class A, class M, class E>() { fuzz_one<A, M, E>(choices); });
+  if (fz::settings.combination >= 0)
+    combination = static_cast<std::size_t>(fz::settings.combination);
+  fz::current_combination = combination;
+  ++fz::counter.inputs[combination];
+  kvkit::test::with_combination(combination, [&]<class A, class M, class E>() {
+    fz::fuzz_with_matcher<M>(combination, choices);
+  });
   return 0;
 }

@@ -1,0 +1,6 @@
+// Copyright 2026 The kvkit Authors. SPDX-License-Identifier: Apache-2.0
+// The cache fuzzer's compositions with the session matcher (see fuzz_one.hpp).
+#include "fuzz_one.hpp"
+
+template void kvkit::fuzz::fuzz_with_matcher<kvkit::session_matcher>(std::size_t,
+                                                                     kvkit::fuzz::byte_choices&);
