@@ -74,6 +74,23 @@ int fail(const std::string& what) {
   return 1;
 }
 
+#ifdef MINI_ENGINE_HAVE_METRICS_SERVER
+/// Starts the /metrics server on 127.0.0.1:@p port and prints its address; none when @p port < 0.
+kvkit::result<std::unique_ptr<mini_engine::metrics_server>> start_metrics(int port) {
+  if (port < 0)
+    return std::unique_ptr<mini_engine::metrics_server>{};
+  auto server = mini_engine::metrics_server::start("127.0.0.1", port);
+  if (!server)
+    return server.error();
+  std::printf("metrics: http://127.0.0.1:%d/metrics\n", (*server)->port());
+  std::fflush(stdout);
+  return std::move(*server);
+}
+#else
+constexpr const char* kNoMetricsServer =
+    "--metrics-port: built without cpp-httplib (apt-get install libcpp-httplib-dev)";
+#endif
+
 std::vector<kvkit::token_id> system_prompt(const mini_engine::model_config& config) {
   std::uint64_t state = 42;
   std::vector<kvkit::token_id> system(512);
@@ -128,18 +145,13 @@ int run_shared(const std::string& redis, std::uint64_t question_seed, int count,
       port < 1 || port > 65535)
     return fail("--redis '" + redis + "': accepted: HOST:PORT, e.g. 127.0.0.1:6379");
 #ifdef MINI_ENGINE_HAVE_METRICS_SERVER
-  std::unique_ptr<mini_engine::metrics_server> metrics;
-  if (metrics_port >= 0) {
-    auto server = mini_engine::metrics_server::start("127.0.0.1", metrics_port);
-    if (!server)
-      return fail(server.error().message());
-    metrics = std::move(*server);
-    std::printf("metrics: http://127.0.0.1:%d/metrics\n", metrics->port());
-    std::fflush(stdout);
-  }
+  auto started = start_metrics(metrics_port);
+  if (!started)
+    return fail(started.error().message());
+  const std::unique_ptr<mini_engine::metrics_server> metrics = std::move(*started);
 #else
   if (metrics_port >= 0)
-    return fail("--metrics-port: built without cpp-httplib (apt-get install libcpp-httplib-dev)");
+    return fail(kNoMetricsServer);
 #endif
   const mini_engine::model_config config = mini_engine::model_config::tiny();
   auto weights = mini_engine::model_weights::random(config);
@@ -277,19 +289,14 @@ int main(int argc, char** argv) {
 #endif
   }
 #ifdef MINI_ENGINE_HAVE_METRICS_SERVER
-  std::unique_ptr<mini_engine::metrics_server> metrics;
+  auto started = start_metrics(metrics_port);
+  if (!started)
+    return fail(started.error().message());
+  const std::unique_ptr<mini_engine::metrics_server> metrics = std::move(*started);
   kvkit::latency_histogram admit_latency;
-  if (metrics_port >= 0) {
-    auto server = mini_engine::metrics_server::start("127.0.0.1", metrics_port);
-    if (!server)
-      return fail(server.error().message());
-    metrics = std::move(*server);
-    std::printf("metrics: http://127.0.0.1:%d/metrics\n", metrics->port());
-    std::fflush(stdout);
-  }
 #else
   if (metrics_port >= 0)
-    return fail("--metrics-port: built without cpp-httplib (apt-get install libcpp-httplib-dev)");
+    return fail(kNoMetricsServer);
 #endif
 #ifdef MINI_ENGINE_HAVE_EVENTS
   std::unique_ptr<kvkit::zmq_event_publisher> events;
