@@ -376,7 +376,21 @@ TYPED_TEST(SynchronizedCacheTest, ForwardsResultsAndErrors) {
   EXPECT_EQ(cached, 3u);
   const sync_t& as_const = moved;
   EXPECT_EQ(as_const.with_lock([](const auto& c) { return c.num_blocks(); }), kNumBlocks);
+  // explain_miss answers as the cache does, and changes nothing: cached, then invalidated.
+  const auto explain_locked = [&] {
+    return moved.with_lock([&](const cache_of<TypeParam>& c) { return c.explain_miss(prompt); });
+  };
+  // Both eligible blocks hit; the third holds the prompt's last token, which is always computed.
+  const miss_info cached_now = moved.explain_miss(prompt);
+  EXPECT_EQ(cached_now.reason, miss_reason::partial_last_block);
+  EXPECT_EQ(cached_now.block, 2u);
+  EXPECT_EQ(cached_now, explain_locked());
+  EXPECT_EQ(moved.stats().queries, 1u);
   EXPECT_EQ(moved.invalidate_tenant(0), 3u);
+  const miss_info gone = moved.explain_miss(prompt);
+  EXPECT_EQ(gone.reason, miss_reason::invalidated);
+  EXPECT_EQ(gone.block, 0u);
+  EXPECT_EQ(gone, explain_locked());
   EXPECT_EQ(moved.expire(), 0u);
   EXPECT_TRUE(moved.check_invariants().ok());
 }

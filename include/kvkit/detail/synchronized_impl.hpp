@@ -38,6 +38,13 @@ std::uint32_t synchronized_cache<Cache>::match(std::span<const token_id> prompt,
 }
 
 template <class Cache>
+miss_info synchronized_cache<Cache>::explain_miss(std::span<const token_id> prompt,
+                                                  const request_options& options) const {
+  const auto held = lock();
+  return state_->cache.explain_miss(prompt, options);
+}
+
+template <class Cache>
 result<admission> synchronized_cache<Cache>::admit(std::span<const token_id> prompt,
                                                    const request_options& options) {
   const auto held = lock();
