@@ -4,6 +4,13 @@
 // the set of block hashes each engine holds, and sends a request to the engine that holds the
 // longest prefix of its prompt. A prompt's block hashes are vLLM's (sha256_cbor, int form), the
 // same keys an engine with kvkit::vllm_hash_matcher (or vLLM itself) publishes.
+//
+// Missed batches. A subscriber misses what an engine published before it joined, and whatever
+// the PUB socket drops. Given an engine's replay endpoint (vLLM's replay protocol, as
+// kvkit::zmq_event_publisher serves it: a DEALER sends [empty, start sequence], the engine answers
+// with its buffered batches from there and an end marker), the router fills a sequence gap from
+// it before applying the batch after the gap, and catch_up() fetches whatever it has not seen.
+// Batches the engine no longer buffers stay missed and are counted as gaps.
 #pragma once
 
 #include <kvkit/error.hpp>
@@ -12,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,11 +35,13 @@ namespace router {
 /// What the router knows about one engine.
 struct engine_view {
   std::string endpoint;                                     // its PUB endpoint
+  std::string replay_endpoint;                              // its replay endpoint ("": none)
   std::unordered_map<std::uint64_t, std::uint32_t> blocks;  // block hash -> copies
   std::uint64_t next_seq = 0;                               // sequence number of the next batch
   std::uint64_t batches = 0;                                // batches applied
-  std::uint64_t gaps = 0;                                   // batches missed (sequence gaps)
-  std::uint64_t routed = 0;                                 // requests sent to it
+  std::uint64_t recovered = 0;  // batches fetched from its replay endpoint
+  std::uint64_t gaps = 0;       // batches missed and not recovered (sequence gaps)
+  std::uint64_t routed = 0;     // requests sent to it
 };
 
 /// Where a request goes.
@@ -43,12 +53,20 @@ struct decision {
 class kv_router {
  public:
   /// Subscribes to every endpoint in @p endpoints (topic @p topic) for prompts of @p block_size
-  /// tokens per block.
+  /// tokens per block. @p replay_endpoints, when not empty, gives each engine's replay endpoint
+  /// ("" for an engine without one), in the order of @p endpoints.
   static kvkit::result<kv_router> create(const std::vector<std::string>& endpoints,
-                                         std::string topic, std::uint32_t block_size) {
+                                         std::string topic, std::uint32_t block_size,
+                                         const std::vector<std::string>& replay_endpoints = {}) {
     if (endpoints.empty() || block_size == 0) {
       return kvkit::error{kvkit::errc::invalid_config,
                           "router: give at least one engine endpoint and a block size >= 1"};
+    }
+    if (!replay_endpoints.empty() && replay_endpoints.size() != endpoints.size()) {
+      return kvkit::error{kvkit::errc::invalid_config,
+                          "router: " + std::to_string(replay_endpoints.size()) +
+                              " replay endpoints for " + std::to_string(endpoints.size()) +
+                              " engines; give one per engine (\"\" for none) or none"};
     }
     kv_router r;
     r.ctx_ = zmq_ctx_new();
@@ -59,11 +77,18 @@ class kv_router {
       r.subs_.push_back(s);
       engine_view v;
       v.endpoint = e;
+      if (!replay_endpoints.empty())
+        v.replay_endpoint = replay_endpoints[r.engines_.size()];
       r.engines_.push_back(std::move(v));
+      r.dealers_.push_back(nullptr);
       if (zmq_setsockopt(s, ZMQ_SUBSCRIBE, r.topic_.data(), r.topic_.size()) != 0 ||
           zmq_connect(s, e.c_str()) != 0) {
         return kvkit::error{kvkit::errc::invalid_config, "router: cannot subscribe to '" + e +
                                                              "': " + zmq_strerror(zmq_errno())};
+      }
+      if (!r.engines_.back().replay_endpoint.empty()) {
+        if (auto st = r.connect_replay(r.engines_.size() - 1); !st)
+          return kvkit::error{st.code(), st.message()};
       }
     }
     return r;
@@ -72,17 +97,17 @@ class kv_router {
   kv_router(kv_router&& o) noexcept
       : ctx_(std::exchange(o.ctx_, nullptr)),
         subs_(std::move(o.subs_)),
+        dealers_(std::move(o.dealers_)),
         engines_(std::move(o.engines_)),
         topic_(std::move(o.topic_)),
         block_size_(o.block_size_) {}
   kv_router& operator=(kv_router&&) = delete;
   kv_router(const kv_router&) = delete;
   ~kv_router() {
-    for (void* s : subs_) {
-      int linger = 0;
-      zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-      zmq_close(s);
-    }
+    for (void* s : subs_)
+      close(s);
+    for (void* d : dealers_)
+      close(d);
     if (ctx_ != nullptr)
       zmq_ctx_term(ctx_);
   }
@@ -107,8 +132,11 @@ class kv_router {
           seq = (seq << 8) | static_cast<unsigned char>(c);
         engine_view& v = engines_[e];
         if (seq < v.next_seq)
-          continue;
-        v.gaps += seq - v.next_seq;
+          continue;  // applied already (from a replay)
+        if (seq > v.next_seq) {
+          applied += replay(e, seq);
+          v.gaps += seq - v.next_seq;  // what the replay could not give
+        }
         v.next_seq = seq + 1;
         apply(v, frames[2]);
         ++v.batches;
@@ -116,6 +144,13 @@ class kv_router {
       }
     }
     return applied;
+  }
+
+  /// Fetches from engine @p e's replay endpoint every batch it still buffers that the router has
+  /// not applied (none without a replay endpoint).
+  /// @return Batches applied.
+  std::size_t catch_up(std::size_t e) {
+    return replay(e, std::numeric_limits<std::uint64_t>::max());
   }
 
   /// vLLM's int block hashes of every full block of @p prompt.
@@ -162,12 +197,70 @@ class kv_router {
  private:
   kv_router() = default;
 
-  static bool receive(void* s, std::vector<std::string>& frames) {
+  static void close(void* s) {
+    if (s == nullptr)
+      return;
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(s);
+  }
+
+  kvkit::status connect_replay(std::size_t e) {
+    close(dealers_[e]);
+    dealers_[e] = zmq_socket(ctx_, ZMQ_DEALER);
+    const int timeout_ms = 2000;  // an engine that does not answer in time: the batches stay missed
+    zmq_setsockopt(dealers_[e], ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    if (zmq_connect(dealers_[e], engines_[e].replay_endpoint.c_str()) != 0) {
+      return kvkit::error{kvkit::errc::invalid_config,
+                          "router: cannot connect to the replay endpoint '" +
+                              engines_[e].replay_endpoint + "': " + zmq_strerror(zmq_errno())};
+    }
+    return {};
+  }
+
+  // Asks engine e's replay endpoint for its batches from next_seq on and applies those before
+  // sequence number `until`, in order; a batch the engine no longer buffers counts as a gap.
+  std::size_t replay(std::size_t e, std::uint64_t until) {
+    engine_view& v = engines_[e];
+    if (dealers_[e] == nullptr)
+      return 0;
+    char start[8];
+    for (int i = 0; i < 8; ++i)
+      start[i] = static_cast<char>(v.next_seq >> (56 - 8 * i));
+    if (zmq_send(dealers_[e], "", 0, ZMQ_SNDMORE) < 0 || zmq_send(dealers_[e], start, 8, 0) < 0)
+      return 0;
+    std::size_t applied = 0;
+    std::vector<std::string> frames;
+    for (;;) {
+      if (!receive(dealers_[e], frames, /*wait=*/true)) {
+        (void)connect_replay(e);  // timed out: a late answer must not be read as the next one's
+        return applied;
+      }
+      // [empty delimiter, topic, sequence (8 bytes), payload]; the end marker's sequence is -1.
+      if (frames.size() != 4 || frames[2].size() != 8)
+        continue;
+      std::uint64_t seq = 0;
+      for (const char c : frames[2])
+        seq = (seq << 8) | static_cast<unsigned char>(c);
+      if (seq == std::numeric_limits<std::uint64_t>::max())
+        return applied;
+      if (seq < v.next_seq || seq >= until)
+        continue;
+      v.gaps += seq - v.next_seq;
+      v.next_seq = seq + 1;
+      apply(v, frames[3]);
+      ++v.batches;
+      ++v.recovered;
+      ++applied;
+    }
+  }
+
+  static bool receive(void* s, std::vector<std::string>& frames, bool wait = false) {
     frames.clear();
     for (;;) {
       zmq_msg_t m;
       zmq_msg_init(&m);
-      if (zmq_msg_recv(&m, s, frames.empty() ? ZMQ_DONTWAIT : 0) < 0) {
+      if (zmq_msg_recv(&m, s, frames.empty() && !wait ? ZMQ_DONTWAIT : 0) < 0) {
         zmq_msg_close(&m);
         return false;
       }
@@ -239,6 +332,7 @@ class kv_router {
 
   void* ctx_ = nullptr;
   std::vector<void*> subs_;
+  std::vector<void*> dealers_;  // per engine: its replay endpoint's DEALER socket, or null
   std::vector<engine_view> engines_;
   std::string topic_;
   std::uint32_t block_size_ = 16;
