@@ -91,8 +91,8 @@ class synchronized_cache {
   [[nodiscard]] std::uint32_t match(std::span<const token_id> prompt,
                                     const request_options& options = {}) const;
 
-  /// @brief Locked @ref kvkit::prefix_cache::explain_miss: why admit() of @p prompt would stop
-  /// its match where it does, if admitted now. Changes nothing and counts nothing.
+  /// @brief Locked @ref kvkit::prefix_cache::explain_miss (why admit() of @p prompt would stop
+  /// its match where it does, if admitted now). Changes nothing and counts nothing.
   /// @param prompt The prompt's tokens.
   /// @param options Namespace keys.
   /// @return The reason and the block where the match stops.
