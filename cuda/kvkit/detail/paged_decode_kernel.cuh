@@ -60,12 +60,12 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
   using tr = decode_traits<HeadDim>;
   constexpr int bdx = tr::bdx;
   constexpr int bdy = tr::bdy;
-  constexpr int G = tr::max_group;
-  constexpr int TPL = tr::tokens_per_lane;
+  constexpr int max_group = tr::max_group;
+  constexpr int tokens_per_lane = tr::tokens_per_lane;
 
   __shared__ alignas(16) unsigned char smem[tr::smem_bytes];
-  __shared__ float red_m[bdy][G];
-  __shared__ float red_d[bdy][G];
+  __shared__ float red_m[bdy][max_group];
+  __shared__ float red_d[bdy][max_group];
 
   const int tx = threadIdx.x % bdx;
   const int ty = threadIdx.x / bdx;
@@ -74,7 +74,7 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
   const std::uint32_t chunk = blockIdx.y % p.head_chunks;
   const std::uint32_t b = blockIdx.z;
 
-  const head_span heads = head_chunk(kvh, chunk, p.group, G);
+  const head_span heads = head_chunk(kvh, chunk, p.group, max_group);
   const std::uint32_t head0 = heads.first;
   const int nh = static_cast<int>(heads.count);
 
@@ -83,10 +83,10 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
   const std::uint32_t end = range.end;
 
   // Queries of the group, pre-scaled into the log2 domain.
-  float q[G][8];
+  float q[max_group][8];
   const DT* qbase = static_cast<const DT*>(p.q);
 #pragma unroll
-  for (int g = 0; g < G; ++g) {
+  for (int g = 0; g < max_group; ++g) {
     if (g < nh) {
       const uint4 v = *reinterpret_cast<const uint4*>(
           qbase + qo_row(b, head0 + g, p.num_qo_heads) * HeadDim + tx * 8);
@@ -101,9 +101,9 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
     }
   }
 
-  float m[G], d[G], acc[G][8];
+  float m[max_group], d[max_group], acc[max_group][8];
 #pragma unroll
-  for (int g = 0; g < G; ++g) {
+  for (int g = 0; g < max_group; ++g) {
     m[g] = neg_inf;
     d[g] = 0.0f;
 #pragma unroll
@@ -125,7 +125,7 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
   };
   auto load_tile = [&](std::uint32_t tile_begin, int stage) {
 #pragma unroll
-    for (int j = 0; j < TPL; ++j) {
+    for (int j = 0; j < tokens_per_lane; ++j) {
       const int r = ty + j * bdy;
       const std::uint32_t t = tile_begin + r;
       const bool valid = t < end;
@@ -152,13 +152,13 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
     cp_async_commit();
     cp_async_wait<1>();  // this thread's copies of tile `it` have landed
 
-    float s[G][TPL];
+    float s[max_group][tokens_per_lane];
 #pragma unroll
-    for (int j = 0; j < TPL; ++j) {
+    for (int j = 0; j < tokens_per_lane; ++j) {
       float kf[8];
       unpack8<DT>(*slot_ptr(stage, 0, ty + j * bdy), kf);
 #pragma unroll
-      for (int g = 0; g < G; ++g) {
+      for (int g = 0; g < max_group; ++g) {
         float acc_dot = 0.0f;
         if (g < nh) {  // uniform across the CTA
 #pragma unroll
@@ -169,10 +169,10 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
       }
     }
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
+    for (int g = 0; g < max_group; ++g) {
       if (g < nh) {  // uniform across the CTA
 #pragma unroll
-        for (int j = 0; j < TPL; ++j) {
+        for (int j = 0; j < tokens_per_lane; ++j) {
 #pragma unroll
           for (int off = bdx / 2; off > 0; off /= 2) {
             s[g][j] += __shfl_xor_sync(0xffffffffu, s[g][j], off);
@@ -182,21 +182,21 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
     }
 
 #pragma unroll
-    for (int j = 0; j < TPL; ++j) {
+    for (int j = 0; j < tokens_per_lane; ++j) {
       if (tile_begin + ty + j * bdy >= end) {
 #pragma unroll
-        for (int g = 0; g < G; ++g)
+        for (int g = 0; g < max_group; ++g)
           s[g][j] = neg_inf;
       }
     }
 
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
+    for (int g = 0; g < max_group; ++g) {
       if (g >= nh)
         continue;
       float mx = neg_inf;
 #pragma unroll
-      for (int j = 0; j < TPL; ++j)
+      for (int j = 0; j < tokens_per_lane; ++j)
         mx = fmaxf(mx, s[g][j]);
       // Merge the tile's scores into the running state (<kvkit/attention_merge.hpp>).
       const merge_scales<float> f = merge_factors(m[g], mx);
@@ -204,7 +204,7 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
       m[g] = f.max;
       float sum = 0.0f;
 #pragma unroll
-      for (int j = 0; j < TPL; ++j) {
+      for (int j = 0; j < tokens_per_lane; ++j) {
         s[g][j] = exp2_of(s[g][j] - f.ref);
         sum += s[g][j];
       }
@@ -215,11 +215,11 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
     }
 
 #pragma unroll
-    for (int j = 0; j < TPL; ++j) {
+    for (int j = 0; j < tokens_per_lane; ++j) {
       float vf[8];
       unpack8<DT>(*slot_ptr(stage, 1, ty + j * bdy), vf);
 #pragma unroll
-      for (int g = 0; g < G; ++g) {
+      for (int g = 0; g < max_group; ++g) {
         if (g < nh) {
 #pragma unroll
           for (int e = 0; e < 8; ++e)
@@ -231,11 +231,11 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
   cp_async_wait<0>();
   __syncthreads();  // the pipeline buffers become the reduction buffer
 
-  float* red_acc = reinterpret_cast<float*>(smem);  // [bdy][G][HeadDim]
+  float* red_acc = reinterpret_cast<float*>(smem);  // [bdy][max_group][HeadDim]
 #pragma unroll
-  for (int g = 0; g < G; ++g) {
+  for (int g = 0; g < max_group; ++g) {
     if (g < nh) {
-      float* dst = red_acc + (ty * G + g) * HeadDim + tx * 8;
+      float* dst = red_acc + (ty * max_group + g) * HeadDim + tx * 8;
       reinterpret_cast<float4*>(dst)[0] = make_float4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
       reinterpret_cast<float4*>(dst)[1] = make_float4(acc[g][4], acc[g][5], acc[g][6], acc[g][7]);
       if (tx == 0) {
@@ -257,7 +257,7 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(const decode_params p
     for (int y = 0; y < bdy; ++y) {
       const merge_scales<float> f = merge_factors(mx, red_m[y][g]);
       den = den * f.scale_a + red_d[y][g] * f.scale_b;
-      const float* src = red_acc + (y * G + g) * HeadDim + x * 8;
+      const float* src = red_acc + (y * max_group + g) * HeadDim + x * 8;
 #pragma unroll
       for (int e = 0; e < 8; ++e)
         out[e] = out[e] * f.scale_a + src[e] * f.scale_b;
