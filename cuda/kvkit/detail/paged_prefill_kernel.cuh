@@ -53,9 +53,9 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
   using tr = prefill_traits<HeadDim>;
   constexpr int BM = tr::bm;
   constexpr int BN = tr::bn;
-  constexpr int CH = tr::chunks;
-  constexpr int NT = BN / 8;        // S n-tiles per warp
-  constexpr int DT8 = HeadDim / 8;  // O n-tiles per warp
+  constexpr int chunks = tr::chunks;
+  constexpr int s_tiles = BN / 8;       // S n-tiles per warp
+  constexpr int o_tiles = HeadDim / 8;  // O n-tiles per warp
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   DT* const sq = reinterpret_cast<DT*>(smem_raw);
@@ -96,9 +96,9 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
   for (int row0 = static_cast<int>(blockIdx.x) * BM; row0 < rows;
        row0 += static_cast<int>(gridDim.x) * BM) {
     // ---- Q tile -----------------------------------------------------------------------------
-    for (int v = tid; v < BM * CH; v += tr::threads) {
-      const int r = v / CH;
-      const int c = v % CH;
+    for (int v = tid; v < BM * chunks; v += tr::threads) {
+      const int r = v / chunks;
+      const int c = v % chunks;
       const bool valid = row0 + r < rows;
       const DT* src = valid ? qg + q_row_offset(row0 + r) * HeadDim + c * 8 : qg;
       cp_async_16(sq + swz<HeadDim>(r, c), src, valid);
@@ -116,9 +116,9 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
     auto load_kv = [&](int tile, int stage) {
       DT* const sk = skv + stage * 2 * tr::kv_elems;
       DT* const sv = sk + tr::kv_elems;
-      for (int v = tid; v < BN * CH; v += tr::threads) {
-        const int r = v / CH;
-        const int c = v % CH;
+      for (int v = tid; v < BN * chunks; v += tr::threads) {
+        const int r = v / chunks;
+        const int c = v % chunks;
         const int t = tile * BN + r;
         const bool valid = t < kv_end;
         std::size_t off = 0;
@@ -140,9 +140,9 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
     const int lim_a = limit_of(ra);
     const int lim_b = limit_of(ra + 8);
 
-    float o[DT8][4];
+    float o[o_tiles][4];
 #pragma unroll
-    for (int i = 0; i < DT8; ++i)
+    for (int i = 0; i < o_tiles; ++i)
       o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
     float m_a = neg_inf, m_b = neg_inf, l_a = 0.0f, l_b = 0.0f;
 
@@ -161,9 +161,9 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
       const DT* const sv = sk + tr::kv_elems;
 
       // ---- S = Q K^T ------------------------------------------------------------------------
-      float s[NT][4];
+      float s[s_tiles][4];
 #pragma unroll
-      for (int i = 0; i < NT; ++i)
+      for (int i = 0; i < s_tiles; ++i)
         s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
 #pragma unroll
       for (int kk = 0; kk < HeadDim / 16; ++kk) {
@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
       const int tile_end = (tile + 1) * BN;
       const bool need_mask = tile_end > first_limit || tile_end > kv_end;
 #pragma unroll
-      for (int i = 0; i < NT; ++i) {
+      for (int i = 0; i < s_tiles; ++i) {
 #pragma unroll
         for (int e = 0; e < 4; ++e)
           s[i][e] *= p.scale_log2;
@@ -201,7 +201,7 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
       }
       float mx_a = neg_inf, mx_b = neg_inf;
 #pragma unroll
-      for (int i = 0; i < NT; ++i) {
+      for (int i = 0; i < s_tiles; ++i) {
         mx_a = fmaxf(mx_a, fmaxf(s[i][0], s[i][1]));
         mx_b = fmaxf(mx_b, fmaxf(s[i][2], s[i][3]));
       }
@@ -219,7 +219,7 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
       m_b = fb.max;
       float sum_a = 0.0f, sum_b = 0.0f;
 #pragma unroll
-      for (int i = 0; i < NT; ++i) {
+      for (int i = 0; i < s_tiles; ++i) {
         s[i][0] = exp2_of(s[i][0] - fa.ref);
         s[i][1] = exp2_of(s[i][1] - fa.ref);
         s[i][2] = exp2_of(s[i][2] - fb.ref);
@@ -230,7 +230,7 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
       l_a = l_a * corr_a + sum_a;  // per-thread partial; reduced over the quad at the end
       l_b = l_b * corr_b + sum_b;
 #pragma unroll
-      for (int i = 0; i < DT8; ++i) {
+      for (int i = 0; i < o_tiles; ++i) {
         o[i][0] *= corr_a;
         o[i][1] *= corr_a;
         o[i][2] *= corr_b;
@@ -270,7 +270,7 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
     if (ra < rows) {
       DT* dst = og + q_row_offset(ra) * HeadDim + 2 * (lane & 3);
 #pragma unroll
-      for (int i = 0; i < DT8; ++i) {
+      for (int i = 0; i < o_tiles; ++i) {
         *reinterpret_cast<std::uint32_t*>(dst + i * 8) =
             pack2<DT>(o[i][0] * inv_a, o[i][1] * inv_a);
       }
@@ -281,7 +281,7 @@ __global__ void __launch_bounds__(128) paged_prefill_kernel(const prefill_params
     if (rb < rows) {
       DT* dst = og + q_row_offset(rb) * HeadDim + 2 * (lane & 3);
 #pragma unroll
-      for (int i = 0; i < DT8; ++i) {
+      for (int i = 0; i < o_tiles; ++i) {
         *reinterpret_cast<std::uint32_t*>(dst + i * 8) =
             pack2<DT>(o[i][2] * inv_b, o[i][3] * inv_b);
       }
