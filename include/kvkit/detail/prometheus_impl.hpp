@@ -2,6 +2,8 @@
 // Implementation of <kvkit/prometheus.hpp>.
 #pragma once
 
+#include <kvkit/cache_types.hpp>
+
 #include <array>
 #include <limits>
 #include <utility>
@@ -237,45 +239,16 @@ inline constexpr std::array<class_metric, 4> class_metrics{{
 }};
 
 // Every field of miss_reason_counts, as the value of a "reason" label.
-struct miss_reason_field {
-  const char* reason;
-  std::uint64_t (*get)(const miss_reason_counts&);
-};
-
-inline constexpr std::array<miss_reason_field, 8> miss_reason_fields{{
-    {"full_hit",
-     [](const miss_reason_counts& m) -> std::uint64_t {
-       return m.full_hit;
-     }},
-    {"never_stored",
-     [](const miss_reason_counts& m) -> std::uint64_t {
-       return m.never_stored;
-     }},
-    {"evicted",
-     [](const miss_reason_counts& m) -> std::uint64_t {
-       return m.evicted;
-     }},
-    {"invalidated",
-     [](const miss_reason_counts& m) -> std::uint64_t {
-       return m.invalidated;
-     }},
-    {"expired",
-     [](const miss_reason_counts& m) -> std::uint64_t {
-       return m.expired;
-     }},
-    {"partial_last_block",
-     [](const miss_reason_counts& m) -> std::uint64_t {
-       return m.partial_last_block;
-     }},
-    {"pool_too_small",
-     [](const miss_reason_counts& m) -> std::uint64_t {
-       return m.pool_too_small;
-     }},
-    {"other_namespace",
-     [](const miss_reason_counts& m) -> std::uint64_t {
-       return m.other_namespace;
-     }},
-}};
+/// Calls @p f(reason, count) for every miss reason in @p m (the label values are to_string()'s
+/// names), then for `other_namespace`.
+template <class F>
+void for_each_miss_reason(const miss_reason_counts& m, F&& f) {
+  for (std::size_t r = 0; r < miss_reason_count; ++r) {
+    const auto reason = static_cast<miss_reason>(r);
+    f(to_string(reason), count_of(m, reason));
+  }
+  f(std::string_view("other_namespace"), m.other_namespace);
+}
 
 inline constexpr const char* miss_reason_help =
     "Admissions by why their match stopped (reason label; other_namespace: told never_stored, "
@@ -453,10 +426,11 @@ inline status write_prometheus(std::string& out, std::span<const prometheus_tier
   w.family("cache_admissions_by_miss_reason_total", prometheus_type::counter,
            detail::miss_reason_help);
   for (const prometheus_tier& t : tiers) {
-    for (const detail::miss_reason_field& f : detail::miss_reason_fields) {
-      const prometheus_label labels[] = {{"tier", t.tier}, {"reason", f.reason}};
-      w.sample("", labels, f.get(t.stats.miss_reasons));
-    }
+    detail::for_each_miss_reason(
+        t.stats.miss_reasons, [&](std::string_view reason, std::uint64_t count) {
+          const prometheus_label labels[] = {{"tier", t.tier}, {"reason", reason}};
+          w.sample("", labels, count);
+        });
   }
   const bool any_class = std::any_of(tiers.begin(), tiers.end(),
                                      [](const prometheus_tier& t) { return !t.classes.empty(); });
@@ -474,11 +448,12 @@ inline status write_prometheus(std::string& out, std::span<const prometheus_tier
              detail::miss_reason_help);
     for (const prometheus_tier& t : tiers) {
       for (const prometheus_tier::request_class& c : t.classes) {
-        for (const detail::miss_reason_field& f : detail::miss_reason_fields) {
-          const prometheus_label labels[] = {
-              {"tier", t.tier}, {"class", c.name}, {"reason", f.reason}};
-          w.sample("", labels, f.get(c.stats.miss_reasons));
-        }
+        detail::for_each_miss_reason(c.stats.miss_reasons,
+                                     [&](std::string_view reason, std::uint64_t count) {
+                                       const prometheus_label labels[] = {
+                                           {"tier", t.tier}, {"class", c.name}, {"reason", reason}};
+                                       w.sample("", labels, count);
+                                     });
       }
     }
   }
